@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MediaJobsConfig(AppConfig):
+    name = "media_jobs"
+    verbose_name = "Jobs"

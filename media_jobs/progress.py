@@ -1,0 +1,163 @@
+"""Progress of a job: one ``ProgressManager`` writes it to the Job row and sends
+it to the job's Channels group, throttled, so the page, the API and the
+terminal all see the same numbers.
+
+Stages own a slice of the job's 0..1 range (``STAGE_SPANS``) so that a stage
+reports its own fraction and the job's progress never runs backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from .models import Job, group_name
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["queued", "analyze", "plan", "scenes", "assemble", "done", "failed"]
+
+# Where each stage of a render sits in the job's progress.
+STAGE_SPANS: dict[str, tuple[float, float]] = {
+    "queued": (0.0, 0.0),
+    "analyze": (0.0, 0.15),
+    "plan": (0.15, 0.2),
+    "scenes": (0.2, 0.85),
+    "assemble": (0.85, 1.0),
+    "done": (1.0, 1.0),
+    "failed": (0.0, 1.0),
+}
+
+MIN_INTERVAL_S = 0.25  # no more than four updates a second per stage
+
+
+class ProgressPayload(TypedDict):
+    """What the job's group receives; ``type`` routes it to the consumer."""
+
+    type: Literal["job.progress"]
+    job: int
+    status: str
+    stage: str
+    progress: float
+    message: str
+    error: str
+
+
+Listener = Callable[[ProgressPayload], None]
+_listeners: list[Listener] = []
+_listeners_lock = threading.Lock()
+
+
+def add_listener(listener: Listener) -> None:
+    """Receive every payload sent from this process (the terminal progress bar)."""
+    with _listeners_lock:
+        _listeners.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    with _listeners_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def payload_for(job: Job) -> ProgressPayload:
+    return ProgressPayload(
+        type="job.progress",
+        job=job.pk,
+        status=job.status,
+        stage=job.stage,
+        progress=round(job.progress, 4),
+        message=job.message,
+        error=job.error,
+    )
+
+
+def publish(job: Job) -> None:
+    """Send the job's current state to its group and to local listeners."""
+    payload = payload_for(job)
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener(payload)
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group_name(job.pk), payload)
+    except Exception:
+        # The row already holds the progress and pages poll it; a channel
+        # layer outage must not fail the render.
+        logger.warning("could not send progress of job %s", job.pk, exc_info=True)
+
+
+def publish_job(job_id: int) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None:
+        publish(job)
+
+
+class ProgressManager:
+    """Report one stage of a job::
+
+        with ProgressManager(job_id, "scenes") as progress:
+            progress.update(0.5, "scene 3 of 6")
+
+    Updates go to the Job row only while the job is running, so a late message
+    from a straggling task cannot resurrect a failed or cancelled job.
+    """
+
+    def __init__(self, job_id: int, stage: str, *, min_interval: float = MIN_INTERVAL_S):
+        if stage not in STAGE_SPANS:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.job_id = job_id
+        self.stage = stage
+        self.start, self.end = STAGE_SPANS[stage]
+        self.min_interval = min_interval
+        self._last_sent = 0.0
+        self._last_fraction = -1.0
+
+    def __enter__(self) -> ProgressManager:
+        self.update(0.0, f"{self.stage} started", force=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.update(1.0, f"{self.stage} finished", force=True)
+
+    def update(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        now = time.monotonic()
+        if not force and (
+            now - self._last_sent < self.min_interval or fraction <= self._last_fraction
+        ):
+            return
+        self._last_sent = now
+        self._last_fraction = fraction
+        overall = self.start + (self.end - self.start) * fraction
+        # Greatest(): scene tasks report in parallel; the bar never runs backwards.
+        updated = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(
+            progress=Greatest("progress", overall),
+            stage=self.stage,
+            message=message[:500],
+            updated_at=timezone.now(),
+        )
+        if updated:
+            publish_job(self.job_id)
+
+    def callback(self) -> Callable[[float], None]:
+        """A plain ``fraction -> None`` function for engines in ``workers/``."""
+        return lambda fraction: self.update(fraction)

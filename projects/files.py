@@ -1,0 +1,56 @@
+"""Moving files between the storage backend (local volume or S3) and the local
+paths that engines in ``workers/`` read and write."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private folder for one task's temporary files, removed however it ends."""
+    root = Path(settings.STUDIO_WORK_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-", dir=root) as tmp:
+        yield Path(tmp)
+
+
+@contextmanager
+def local_file(name: str) -> Iterator[Path]:
+    """A local path for a stored file: the file itself on a local volume,
+    a temporary copy for remote storage."""
+    try:
+        path = Path(default_storage.path(name))
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        yield path
+        return
+    with scratch_dir("fetch") as tmp:
+        target = tmp / Path(name).name
+        with default_storage.open(name, "rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, length=1024 * 1024)
+        yield target
+
+
+def store_file(local: Path, name: str) -> str:
+    """Save ``local`` under exactly ``name``. Names are content-addressed or
+    job-scoped, so an existing file is the same file and is kept."""
+    if default_storage.exists(name):
+        return name
+    with local.open("rb") as handle:
+        saved = default_storage.save(name, File(handle, name=Path(name).name))
+    return saved
+
+
+def delete_file(name: str) -> None:
+    if name and default_storage.exists(name):
+        default_storage.delete(name)

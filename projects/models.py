@@ -1,0 +1,200 @@
+"""Projects and what they are made of: uploaded assets, the music analysis,
+the planned scenes and the finished renders."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from workers.assembly.presets import PRESETS
+
+PRESET_CHOICES = [(name, name) for name in PRESETS]
+FORMAT_CHOICES = [("mp4", "MP4 (H.264 + AAC)"), ("webm", "WebM (VP9 + Opus)"), ("gif", "GIF")]
+STYLE_CHOICES = [
+    ("cinematic", "Cinematic"),
+    ("documentary", "Documentary"),
+    ("dreamy", "Dreamy"),
+    ("energetic", "Energetic"),
+]
+
+
+class ProjectQuerySet(models.QuerySet["Project"]):
+    def for_user(self, user: object) -> ProjectQuerySet:
+        return self.filter(owner=user)
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RENDERING = "rendering", "Rendering"
+        RENDERED = "rendered", "Rendered"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
+    )
+    title = models.CharField(max_length=200)
+    style = models.CharField(max_length=40, choices=STYLE_CHOICES, default="cinematic")
+    target_duration = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(2.0), MaxValueValidator(3600.0)],
+        help_text="Seconds of video to render (the song is cut to this).",
+    )
+    preset = models.CharField(max_length=20, choices=PRESET_CHOICES, default="youtube")
+    output_format = models.CharField(max_length=10, choices=FORMAT_CHOICES, default="mp4")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def images(self) -> models.QuerySet[Asset]:
+        return self.assets.filter(kind=Asset.Kind.IMAGE).order_by("created_at", "id")
+
+    def music(self) -> Asset | None:
+        """The song to cut to: the most recently uploaded audio asset."""
+        return self.assets.filter(kind=Asset.Kind.AUDIO).order_by("-created_at", "-id").first()
+
+
+def asset_upload_to(instance: Asset, filename: str) -> str:
+    # The user's name is never part of the stored path; see Asset.original_name.
+    return f"assets/{instance.owner_id}/{uuid.uuid4().hex}{instance.extension}"
+
+
+class Asset(models.Model):
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        AUDIO = "audio", "Audio"
+        DOCUMENT = "document", "Document"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assets")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assets"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to=asset_upload_to, max_length=300)
+    original_name = models.CharField(max_length=255)
+    mime = models.CharField(max_length=100)
+    extension = models.CharField(max_length=10)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    codec = models.CharField(max_length=40, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "sha256"], name="asset_unique_content_per_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.kind})"
+
+
+class AudioAnalysis(models.Model):
+    """Timing of a song, keyed by the audio's content hash and the engine version,
+    so the same song is analysed once whoever uploads it."""
+
+    sha256 = models.CharField(max_length=64)
+    engine_version = models.CharField(max_length=40)
+    duration = models.FloatField()
+    bpm = models.FloatField()
+    bpm_confidence = models.FloatField()
+    beats = models.JSONField(default=list)
+    downbeats = models.JSONField(default=list)
+    onsets = models.JSONField(default=list)
+    sections = models.JSONField(default=list)
+    energy = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "audio analyses"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sha256", "engine_version"], name="analysis_unique_per_content"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} {self.bpm:.1f} BPM"
+
+
+class Scene(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="scenes")
+    job = models.ForeignKey(
+        "media_jobs.Job", on_delete=models.CASCADE, related_name="scenes"
+    )
+    index = models.PositiveIntegerField()
+    start = models.FloatField(help_text="Seconds; the frame-exact cut time.")
+    end = models.FloatField()
+    start_frame = models.PositiveIntegerField()
+    end_frame = models.PositiveIntegerField()
+    image = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="scenes")
+    move = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    clip = models.CharField(max_length=300, blank=True, help_text="Storage name of the clip.")
+    cached = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Engine time.")
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="scene_unique_index_per_job")
+        ]
+
+    def __str__(self) -> str:
+        return f"Scene {self.index} of job {self.job_id}"
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+class Render(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="renders")
+    job = models.OneToOneField(
+        "media_jobs.Job", on_delete=models.CASCADE, related_name="render"
+    )
+    file = models.CharField(max_length=300, help_text="Storage name of the video.")
+    thumbnail = models.CharField(max_length=300, blank=True)
+    output_format = models.CharField(max_length=10)
+    preset = models.CharField(max_length=20)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    fps = models.PositiveIntegerField()
+    duration = models.FloatField()
+    size = models.BigIntegerField()
+    manifest = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Render {self.pk} of {self.project}"

@@ -1,0 +1,355 @@
+"""Celery tasks of the render pipeline. Each takes ids, reads its inputs from
+the database and storage, writes outputs under content-addressed or job-scoped
+names, and is safe to run twice.
+
+    analyze_music → plan_scenes → chord(render_scene × N) → assemble_render
+                    (render_failed on any error)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from media_jobs import lifecycle
+from media_jobs.models import Job
+from media_jobs.orchestration import fan_out
+from media_jobs.progress import ProgressManager
+from workers.assembly.concat import assemble_video, extract_thumbnail
+from workers.assembly.presets import get_preset
+from workers.assembly.stills import render_still_clip
+from workers.audio.beats import analyze_beats
+
+from .files import local_file, scratch_dir, store_file
+from .models import Asset, AudioAnalysis, Project, Render, Scene
+from .storyboard import plan_scenes as plan_storyboard
+
+logger = logging.getLogger(__name__)
+
+# Bump when an engine's output changes, so cached results are not reused.
+AUDIO_ENGINE_VERSION = "beats-1"
+CLIP_ENGINE_VERSION = "cpu-motion-1"
+
+TASK_LIMITS = {
+    "soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
+    "time_limit": settings.TASK_TIME_LIMIT,
+}
+
+
+class PipelineError(ValueError):
+    """The project is not ready for this step; the message says what to do."""
+
+
+def _running_job(job_id: int) -> Job | None:
+    """The job if this task should work on it (not failed or cancelled meanwhile)."""
+    return Job.objects.select_related("project").filter(
+        pk=job_id, status=Job.Status.RUNNING
+    ).first()
+
+
+def _record_timing(job_id: int, stage: str, seconds: float) -> None:
+    # Stage tasks of one job run one after another, so this read-modify-write
+    # does not race; scene timings live on the Scene rows.
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        timings = dict(job.params.get("timings", {}))
+        timings[stage] = round(seconds, 3)
+        job.params = {**job.params, "timings": timings}
+        job.save(update_fields=["params"])
+
+
+def ensure_analysis(asset: Asset, progress: ProgressManager | None = None) -> AudioAnalysis:
+    """The song's analysis, computed once per content hash and engine version."""
+    existing = AudioAnalysis.objects.filter(
+        sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
+    ).first()
+    if existing is not None:
+        if progress:
+            progress.update(1.0, "music analysis reused (same song analysed before)")
+        return existing
+    with local_file(asset.file.name) as path:
+        if progress:
+            progress.update(0.1, f"analysing {asset.original_name}")
+        result = analyze_beats(path, max_seconds=settings.STUDIO_MAX_AUDIO_SECONDS)
+    try:
+        with transaction.atomic():
+            return AudioAnalysis.objects.create(
+                sha256=asset.sha256,
+                engine_version=AUDIO_ENGINE_VERSION,
+                duration=result.duration,
+                bpm=result.bpm,
+                bpm_confidence=result.bpm_confidence,
+                beats=result.beats,
+                downbeats=result.downbeats,
+                onsets=result.onsets,
+            )
+    except IntegrityError:
+        # Another task analysed the same song at the same moment.
+        return AudioAnalysis.objects.get(sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION)
+
+
+@shared_task(name="projects.analyze_music", bind=True, queue="cpu", **TASK_LIMITS)
+def analyze_music(self, job_id: int) -> None:
+    if not lifecycle.claim(job_id, self.request.id or "") and not lifecycle.is_running(job_id):
+        return  # finished, failed or cancelled: a late second delivery
+    job = _running_job(job_id)
+    if job is None:
+        return
+    project = job.project
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERING)
+    started = time.monotonic()
+    song = project.music()
+    if song is None:
+        raise PipelineError("the project has no music: upload a song first")
+    with ProgressManager(job_id, "analyze") as progress:
+        analysis = ensure_analysis(song, progress)
+        progress.update(1.0, f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats")
+    _record_timing(job_id, "analyze", time.monotonic() - started)
+
+
+@shared_task(name="projects.plan_scenes", bind=True, queue="cpu", **TASK_LIMITS)
+def plan_scenes(self, job_id: int):
+    job = _running_job(job_id)
+    if job is None:
+        return None
+    project = job.project
+    started = time.monotonic()
+    with ProgressManager(job_id, "plan") as progress:
+        song = project.music()
+        if song is None:
+            raise PipelineError("the project has no music: upload a song first")
+        analysis = ensure_analysis(song)
+        images = list(project.images())
+        preset = get_preset(job.params.get("preset", project.preset))
+        requested = float(job.params.get("duration", project.target_duration))
+        duration = min(requested, analysis.duration)
+        planned = plan_storyboard(
+            beats=analysis.beats,
+            downbeats=analysis.downbeats,
+            duration=duration,
+            fps=preset.fps,
+            image_count=len(images),
+        )
+        with transaction.atomic():
+            # A redelivered plan replaces the scenes of its first delivery.
+            Scene.objects.filter(job_id=job_id).delete()
+            scenes = Scene.objects.bulk_create(
+                Scene(
+                    project=project,
+                    job_id=job_id,
+                    index=p.index,
+                    start=p.start(preset.fps),
+                    end=p.end(preset.fps),
+                    start_frame=p.start_frame,
+                    end_frame=p.end_frame,
+                    image=images[p.image_index],
+                    move=p.move,
+                )
+                for p in planned
+            )
+            job.params = {
+                **job.params,
+                "preset": preset.name,
+                "requested_duration": requested,
+                "duration": round(duration * preset.fps) / preset.fps,
+            }
+            job.save(update_fields=["params"])
+        progress.update(1.0, f"{len(scenes)} scenes planned")
+    _record_timing(job_id, "plan", time.monotonic() - started)
+    scene_ids = list(
+        Scene.objects.filter(job_id=job_id).order_by("index").values_list("id", flat=True)
+    )
+    return fan_out(self, "projects.render_scene", scene_ids, "projects.assemble_render", job_id)
+
+
+def clip_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
+    """Everything that decides a clip's pixels, so equal inputs share one clip."""
+    key = {
+        "engine": CLIP_ENGINE_VERSION,
+        "image": scene.image.sha256,
+        "size": [width, height],
+        "fps": fps,
+        "frames": scene.frames,
+        "move": scene.move,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _report_scene_progress(job_id: int) -> None:
+    scenes = Scene.objects.filter(job_id=job_id)
+    total = scenes.count()
+    done = scenes.filter(status=Scene.Status.DONE).count()
+    ProgressManager(job_id, "scenes").update(
+        done / total if total else 1.0, f"{done} of {total} scenes rendered", force=True
+    )
+
+
+@shared_task(name="projects.render_scene", bind=True, queue="cpu", **TASK_LIMITS)
+def render_scene(self, scene_id: int) -> int | None:
+    scene = Scene.objects.select_related("image", "job").filter(pk=scene_id).first()
+    if scene is None or _running_job(scene.job_id) is None:
+        return None
+    job = scene.job
+    preset = get_preset(job.params["preset"])
+    fingerprint = clip_fingerprint(scene, preset.width, preset.height, preset.fps)
+    name = f"cache/clips/{fingerprint}.mp4"
+    started = time.monotonic()
+    Scene.objects.filter(pk=scene_id).update(status=Scene.Status.RUNNING, fingerprint=fingerprint)
+    cached = default_storage.exists(name)
+    try:
+        if not cached:
+            with scratch_dir(f"scene-{scene_id}") as tmp, local_file(scene.image.file.name) as image:
+                out = tmp / "clip.mp4"
+                render_still_clip(
+                    image,
+                    out,
+                    width=preset.width,
+                    height=preset.height,
+                    fps=preset.fps,
+                    frames=scene.frames,
+                    move=scene.move,
+                )
+                store_file(out, name)
+    except Exception as exc:
+        Scene.objects.filter(pk=scene_id).update(
+            status=Scene.Status.FAILED, error=lifecycle.describe_error(exc)
+        )
+        raise
+    Scene.objects.filter(pk=scene_id).update(
+        status=Scene.Status.DONE,
+        clip=name,
+        cached=cached,
+        error="",
+        seconds=round(time.monotonic() - started, 3),
+    )
+    _report_scene_progress(scene.job_id)
+    return scene_id
+
+
+def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> dict:
+    project = job.project
+    preset = get_preset(job.params["preset"])
+    fps = preset.fps
+    return {
+        "manifest_version": 1,
+        "project": {"id": project.pk, "title": project.title, "style": project.style},
+        "job": job.pk,
+        "output": {
+            "preset": preset.name,
+            "width": preset.width,
+            "height": preset.height,
+            "fps": fps,
+            "format": job.params.get("format", project.output_format),
+            "duration": job.params["duration"],
+            "requested_duration": job.params["requested_duration"],
+            "frames": scenes[-1].end_frame if scenes else 0,
+        },
+        "music": {
+            "sha256": analysis.sha256,
+            "bpm": round(analysis.bpm, 3),
+            "bpm_confidence": round(analysis.bpm_confidence, 3),
+            "analysis_engine": analysis.engine_version,
+        },
+        "cuts": [s.start for s in scenes[1:]],
+        "scenes": [
+            {
+                "index": s.index,
+                "start": s.start,
+                "end": s.end,
+                "start_frame": s.start_frame,
+                "end_frame": s.end_frame,
+                "image": {"sha256": s.image.sha256, "name": s.image.original_name},
+                "move": s.move,
+                "model": "cpu-motion",
+                "model_revision": CLIP_ENGINE_VERSION,
+                "seed": None,
+                "fingerprint": s.fingerprint,
+                "cached": s.cached,
+                "seconds": s.seconds,
+            }
+            for s in scenes
+        ],
+        "models": [{"key": "cpu-motion", "revision": CLIP_ENGINE_VERSION}],
+        "timings": job.params.get("timings", {}),
+    }
+
+
+@shared_task(name="projects.assemble_render", bind=True, queue="cpu", **TASK_LIMITS)
+def assemble_render(self, job_id: int) -> int | None:
+    job = _running_job(job_id)
+    if job is None:
+        return None
+    project = job.project
+    existing = Render.objects.filter(job_id=job_id).first()
+    if existing is not None:  # a second delivery after the render was saved
+        lifecycle.succeed(job_id)
+        return existing.pk
+    started = time.monotonic()
+    scenes = list(Scene.objects.select_related("image").filter(job_id=job_id).order_by("index"))
+    unfinished = [s.index for s in scenes if s.status != Scene.Status.DONE]
+    if not scenes or unfinished:
+        raise PipelineError(f"scenes {unfinished} did not finish, so the video cannot be assembled")
+    song = project.music()
+    analysis = ensure_analysis(song)
+    preset = get_preset(job.params["preset"])
+    fmt = job.params.get("format", project.output_format)
+    duration = job.params["duration"]
+    manifest = build_manifest(job, scenes, analysis)
+    with ProgressManager(job_id, "assemble") as progress, ExitStack() as stack:
+        tmp = stack.enter_context(scratch_dir(f"assemble-{job_id}"))
+        clips = [stack.enter_context(local_file(s.clip)) for s in scenes]
+        music = stack.enter_context(local_file(song.file.name))
+        video = tmp / f"video.{fmt}"
+        assemble_video(
+            clips,
+            music,
+            video,
+            fps=preset.fps,
+            duration=duration,
+            fmt=fmt,
+            metadata={"title": project.title, "comment": json.dumps(manifest["output"])},
+            on_progress=lambda f: progress.update(0.9 * f),
+        )
+        thumb = tmp / "thumbnail.jpg"
+        extract_thumbnail(video, thumb, at_seconds=min(duration / 2, scenes[0].end))
+        base = f"renders/{project.owner_id}/{job_id}"
+        video_name = store_file(video, f"{base}/video.{fmt}")
+        thumb_name = store_file(thumb, f"{base}/thumbnail.jpg")
+        size = Path(video).stat().st_size
+    timings = {**job.params.get("timings", {}), "assemble": round(time.monotonic() - started, 3)}
+    manifest["timings"] = timings
+    with transaction.atomic():
+        render = Render.objects.create(
+            project=project,
+            job_id=job_id,
+            file=video_name,
+            thumbnail=thumb_name,
+            output_format=fmt,
+            preset=preset.name,
+            width=preset.width,
+            height=preset.height,
+            fps=preset.fps,
+            duration=duration,
+            size=size,
+            manifest=manifest,
+        )
+        Job.objects.filter(pk=job_id).update(params={**job.params, "timings": timings})
+        Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERED)
+    lifecycle.succeed(job_id, f"{len(scenes)} scenes, {duration:.2f} s")
+    return render.pk
+
+
+@shared_task(name="projects.render_failed", queue="cpu")
+def render_failed(request, exc, traceback, job_id: int) -> None:
+    """Error callback of the whole render canvas: fail the job once, say why."""
+    if lifecycle.fail(job_id, lifecycle.describe_error(exc)):
+        Project.objects.filter(jobs__pk=job_id).update(status=Project.Status.FAILED)

@@ -1,0 +1,87 @@
+"""Turning an uploaded file into an Asset: validate by content, then store under
+a server-made name. A rejected file leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+
+from .files import scratch_dir
+from .models import Asset, Project
+from .validation import UploadRejected, ValidatedUpload, validate_upload
+
+__all__ = ["UploadRejected", "add_asset", "add_asset_from_path"]
+
+
+def _validate(path: Path, original_name: str, expected_kind: str | None) -> ValidatedUpload:
+    return validate_upload(
+        path,
+        original_name=original_name,
+        expected_kind=expected_kind,
+        max_bytes=settings.STUDIO_MAX_UPLOAD_BYTES,
+        max_image_pixels=settings.STUDIO_MAX_IMAGE_PIXELS,
+        max_audio_seconds=settings.STUDIO_MAX_AUDIO_SECONDS,
+    )
+
+
+def _save(project: Project, path: Path, original_name: str, checked: ValidatedUpload) -> Asset:
+    if project.assets.filter(sha256=checked.sha256).exists():
+        raise UploadRejected(f"{original_name}: this file is already in the project.")
+    meta = checked.metadata
+    asset = Asset(
+        project=project,
+        owner=project.owner,
+        kind=checked.kind,
+        original_name=original_name,
+        mime=checked.mime,
+        extension=checked.extension,
+        sha256=checked.sha256,
+        size=checked.size,
+        width=meta.get("width"),
+        height=meta.get("height"),
+        duration=meta.get("duration"),
+        sample_rate=meta.get("sample_rate"),
+        channels=meta.get("channels"),
+        codec=meta.get("codec") or "",
+        metadata=meta,
+    )
+    with path.open("rb") as handle:
+        asset.file.save("upload", File(handle), save=False)
+    try:
+        with transaction.atomic():
+            asset.save()
+    except IntegrityError as exc:
+        asset.file.delete(save=False)
+        raise UploadRejected(f"{original_name}: this file is already in the project.") from exc
+    except BaseException:
+        asset.file.delete(save=False)
+        raise
+    return asset
+
+
+def add_asset_from_path(
+    project: Project, path: Path, *, original_name: str | None = None, expected_kind: str | None = None
+) -> Asset:
+    name = original_name if original_name is not None else path.name
+    checked = _validate(path, name, expected_kind)
+    return _save(project, path, name, checked)
+
+
+def add_asset(project: Project, upload: UploadedFile, *, expected_kind: str | None = None) -> Asset:
+    """Validate and store a file from a request (page form or API)."""
+    name = upload.name or ""
+    if hasattr(upload, "temporary_file_path"):
+        path = Path(upload.temporary_file_path())
+        checked = _validate(path, name, expected_kind)
+        return _save(project, path, name, checked)
+    with scratch_dir("upload") as tmp:
+        path = tmp / "upload.bin"
+        with path.open("wb") as dst:
+            for chunk in upload.chunks():
+                dst.write(chunk)
+        checked = _validate(path, name, expected_kind)
+        return _save(project, path, name, checked)

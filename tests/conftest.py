@@ -1,0 +1,75 @@
+"""Fixtures shared by every test: three users for permission tests (alice owns,
+bob is another user, charlie never has access), media in a temporary folder,
+and files the studio can make itself (photos from packages, a synthesized song).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Every test writes media and scratch files under its own temp folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STUDIO_WORK_DIR = tmp_path / "work"
+    settings.STUDIO_RUN_TASKS_IN_THREAD = False
+
+
+@pytest.fixture
+def alice(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def charlie(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="charlie")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def charlie_client(client, charlie):
+    client.force_login(charlie)
+    return client
+
+
+@pytest.fixture(scope="session")
+def sample_files(tmp_path_factory) -> dict[str, object]:
+    """Two portraits of two different people and a short synthesized song."""
+    import matplotlib.cbook
+    import skimage.data
+
+    from workers.audio.synth import SongSpec, synthesize_song, write_wav
+
+    root = tmp_path_factory.mktemp("samples")
+    astronaut = root / "astronaut.png"
+    Image.fromarray(np.asarray(skimage.data.astronaut())).save(astronaut)
+    hopper = root / "grace_hopper.jpg"
+    hopper.write_bytes(
+        Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+    )
+    song = synthesize_song(SongSpec(bpm=120.0, seed=7, sections=(("intro", 2), ("verse", 4))))
+    wav = write_wav(root / "song.wav", song)
+    return {"astronaut": astronaut, "hopper": hopper, "song": wav, "song_truth": song}

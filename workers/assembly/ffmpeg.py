@@ -1,0 +1,158 @@
+"""Run the ffmpeg binary safely: argument lists (never a shell), progress from
+``-progress pipe:1``, and an atomic output that only appears when ffmpeg succeeds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import imageio_ffmpeg
+
+# Enough of stderr to show the actual error without dumping the whole log.
+_STDERR_TAIL_LINES = 12
+_STDERR_TAIL_CHARS = 1500
+
+
+class FFmpegError(RuntimeError):
+    """ffmpeg failed; the message carries the useful tail of its stderr."""
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: ``STUDIO_FFMPEG`` if set, else imageio-ffmpeg's."""
+    override = os.environ.get("STUDIO_FFMPEG", "").strip()
+    return override or imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def input_args(path: str | Path, *, fmt: str | None = None) -> list[str]:
+    """``-i`` arguments for a local file, restricted to the file protocol.
+
+    A forced format stops ffmpeg from guessing, so a crafted file cannot be
+    read as a playlist or another demuxer that follows references.
+    """
+    args = ["-protocol_whitelist", "file"]
+    if fmt == "image2":
+        args += ["-f", "image2", "-pattern_type", "none"]
+    elif fmt:
+        args += ["-f", fmt]
+    # A leading "-" in a relative name would be read as an option.
+    return [*args, "-i", str(Path(path).absolute())]
+
+
+def stderr_tail(text: str | Iterable[str]) -> str:
+    lines = text.splitlines() if isinstance(text, str) else list(text)
+    lines = [line.rstrip() for line in lines if line.strip()]
+    tail = "\n".join(lines[-_STDERR_TAIL_LINES:])
+    return tail[-_STDERR_TAIL_CHARS:]
+
+
+def _temp_output(output: Path) -> Path:
+    # Same folder so the final rename is atomic; same suffix so ffmpeg still
+    # infers the muxer from the name.
+    fd, name = tempfile.mkstemp(
+        prefix=f".{output.stem}.", suffix=f".part{output.suffix}", dir=output.parent
+    )
+    os.close(fd)
+    return Path(name)
+
+
+def _parse_out_time(key: str, value: str) -> float | None:
+    # ffmpeg reports out_time_ms in microseconds too (a long-standing quirk).
+    if key in ("out_time_us", "out_time_ms"):
+        try:
+            return int(value) / 1_000_000
+        except ValueError:
+            return None  # "N/A" before the first packet
+    return None
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    output: Path,
+    total_seconds: float | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """Run ffmpeg with ``args`` (everything but the output path) writing ``output``.
+
+    ffmpeg writes to a temporary name next to ``output`` that is renamed onto it
+    only on success, so a failed or interrupted run never leaves a partial file.
+    ``on_progress`` gets a non-decreasing fraction in [0, 1] of ``total_seconds``
+    and 1.0 once the output is in place.
+
+    Raises FFmpegError when ffmpeg cannot start, exits non-zero or produces no
+    output. KeyboardInterrupt and SystemExit are re-raised unchanged after the
+    process is killed and the temporary file removed, so a user's interrupt is
+    never mistaken for a media error.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_output(output)
+    # -y because the temporary name was created (empty) to reserve it.
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-y",
+        *args,
+        str(temp),
+    ]
+    stderr_lines: deque[str] = deque(maxlen=200)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            raise FFmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
+        # stderr is drained on its own thread so a chatty ffmpeg never blocks
+        # on a full pipe while we read progress from stdout.
+        assert proc.stderr is not None and proc.stdout is not None
+        drain = threading.Thread(
+            target=lambda s=proc.stderr: stderr_lines.extend(s), daemon=True
+        )
+        drain.start()
+        reported = 0.0
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            seconds = _parse_out_time(key, value)
+            if seconds is None or not on_progress or not total_seconds:
+                continue
+            fraction = min(max(seconds / total_seconds, 0.0), 1.0)
+            if fraction > reported:
+                reported = fraction
+                on_progress(fraction)
+        returncode = proc.wait()
+        drain.join()
+        if returncode != 0:
+            detail = stderr_tail(stderr_lines) or f"exit status {returncode}"
+            raise FFmpegError(f"ffmpeg failed: {detail}")
+        if temp.stat().st_size == 0:
+            detail = stderr_tail(stderr_lines) or "no frames or samples were written"
+            raise FFmpegError(f"ffmpeg produced an empty file: {detail}")
+        os.replace(temp, output)
+    except BaseException as exc:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, FFmpegError | KeyboardInterrupt | SystemExit):
+            raise
+        raise FFmpegError(f"ffmpeg run aborted: {exc}") from exc
+    if on_progress:
+        on_progress(1.0)
