@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from .files import scratch_dir
 from .models import Asset, Project
-from .validation import UploadRejected, ValidatedUpload, validate_upload
+from .validation import UploadRejected, ValidatedUpload, clean_display_name, validate_upload
 
 __all__ = ["UploadRejected", "add_asset", "add_asset_from_path"]
 
@@ -29,6 +29,7 @@ def _validate(path: Path, original_name: str, expected_kind: str | None) -> Vali
 
 
 def _save(project: Project, path: Path, original_name: str, checked: ValidatedUpload) -> Asset:
+    original_name = clean_display_name(original_name)
     if project.assets.filter(sha256=checked.sha256).exists():
         raise UploadRejected(f"{original_name}: this file is already in the project.")
     meta = checked.metadata
