@@ -16,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 def claim(job_id: int, task_id: str = "") -> bool:
     """Move a queued job to running; False if someone else already did."""
-    changes: dict[str, object] = {"status": Job.Status.RUNNING, "started_at": timezone.now()}
+    changes: dict[str, object] = {
+        "status": Job.Status.RUNNING,
+        "started_at": timezone.now(),
+    }
     if task_id:
         changes["task_id"] = task_id
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(**changes)

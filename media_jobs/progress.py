@@ -115,7 +115,9 @@ class ProgressManager:
     from a straggling task cannot resurrect a failed or cancelled job.
     """
 
-    def __init__(self, job_id: int, stage: str, *, min_interval: float = MIN_INTERVAL_S):
+    def __init__(
+        self, job_id: int, stage: str, *, min_interval: float = MIN_INTERVAL_S
+    ):
         if stage not in STAGE_SPANS:
             raise ValueError(f"unknown stage {stage!r}")
         self.job_id = job_id
@@ -138,7 +140,9 @@ class ProgressManager:
         if exc_type is None:
             self.update(1.0, f"{self.stage} finished", force=True)
 
-    def update(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+    def update(
+        self, fraction: float, message: str = "", *, force: bool = False
+    ) -> None:
         fraction = min(max(fraction, 0.0), 1.0)
         now = time.monotonic()
         if not force and (

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ProjectsConfig(AppConfig):
     name = "projects"
     verbose_name = "Projects"
+
+    def ready(self) -> None:
+        # Canvases name tasks as strings; importing registers them in every
+        # process (web, command line), not only in workers that autodiscover.
+        from . import tasks  # noqa: F401

@@ -13,7 +13,11 @@ from django.utils import timezone
 from workers.assembly.presets import PRESETS
 
 PRESET_CHOICES = [(name, name) for name in PRESETS]
-FORMAT_CHOICES = [("mp4", "MP4 (H.264 + AAC)"), ("webm", "WebM (VP9 + Opus)"), ("gif", "GIF")]
+FORMAT_CHOICES = [
+    ("mp4", "MP4 (H.264 + AAC)"),
+    ("webm", "WebM (VP9 + Opus)"),
+    ("gif", "GIF"),
+]
 STYLE_CHOICES = [
     ("cinematic", "Cinematic"),
     ("documentary", "Documentary"),
@@ -45,8 +49,12 @@ class Project(models.Model):
         help_text="Seconds of video to render (the song is cut to this).",
     )
     preset = models.CharField(max_length=20, choices=PRESET_CHOICES, default="youtube")
-    output_format = models.CharField(max_length=10, choices=FORMAT_CHOICES, default="mp4")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    output_format = models.CharField(
+        max_length=10, choices=FORMAT_CHOICES, default="mp4"
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.DRAFT
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,7 +71,11 @@ class Project(models.Model):
 
     def music(self) -> Asset | None:
         """The song to cut to: the most recently uploaded audio asset."""
-        return self.assets.filter(kind=Asset.Kind.AUDIO).order_by("-created_at", "-id").first()
+        return (
+            self.assets.filter(kind=Asset.Kind.AUDIO)
+            .order_by("-created_at", "-id")
+            .first()
+        )
 
 
 def asset_upload_to(instance: Asset, filename: str) -> str:
@@ -77,7 +89,9 @@ class Asset(models.Model):
         AUDIO = "audio", "Audio"
         DOCUMENT = "document", "Document"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assets")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="assets"
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assets"
     )
@@ -144,7 +158,9 @@ class Scene(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="scenes")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="scenes"
+    )
     job = models.ForeignKey(
         "media_jobs.Job", on_delete=models.CASCADE, related_name="scenes"
     )
@@ -155,9 +171,13 @@ class Scene(models.Model):
     end_frame = models.PositiveIntegerField()
     image = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="scenes")
     move = models.CharField(max_length=20)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING
+    )
     fingerprint = models.CharField(max_length=64, blank=True)
-    clip = models.CharField(max_length=300, blank=True, help_text="Storage name of the clip.")
+    clip = models.CharField(
+        max_length=300, blank=True, help_text="Storage name of the clip."
+    )
     cached = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="Engine time.")
@@ -165,7 +185,9 @@ class Scene(models.Model):
     class Meta:
         ordering = ["job", "index"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "index"], name="scene_unique_index_per_job")
+            models.UniqueConstraint(
+                fields=["job", "index"], name="scene_unique_index_per_job"
+            )
         ]
 
     def __str__(self) -> str:
@@ -177,7 +199,9 @@ class Scene(models.Model):
 
 
 class Render(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="renders")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="renders"
+    )
     job = models.OneToOneField(
         "media_jobs.Job", on_delete=models.CASCADE, related_name="render"
     )

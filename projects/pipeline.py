@@ -50,13 +50,13 @@ def start_render(project: Project, **overrides: object) -> Job:
     """Create the job and send its canvas once the transaction commits."""
     with transaction.atomic():
         job = create_render_job(project, **overrides)
-        dispatch(job, render_canvas(job.pk))
+        dispatch(job, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
     return job
 
 
 def render_now(project: Project, **overrides: object) -> Job:
     """Run a whole render in this process (the ``render`` command)."""
     job = create_render_job(project, **overrides)
-    run_inline(job.pk, render_canvas(job.pk))
+    run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
     job.refresh_from_db()
     return job

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 
 MOVES_CYCLE = ("zoom_in", "pan_right", "zoom_out", "pan_left", "pan_up", "pan_down")
 
+# Where the crop centres a photo that does not fit the frame's shape. Faces in
+# portraits sit in the upper part of the picture, so a centred crop of a
+# portrait into a landscape frame cuts through the face; until a scene's
+# focus comes from the detected face, frame the upper third.
+DEFAULT_FOCUS = (0.5, 0.3)
+
 
 @dataclass(frozen=True)
 class PlannedScene:
@@ -75,9 +81,14 @@ def plan_scenes(
     if duration * fps < 1:
         raise PlanningError("the video would be shorter than one frame")
     if not beats:
-        raise PlanningError("no beats were found in the music, so there is nothing to cut to")
+        raise PlanningError(
+            "no beats were found in the music, so there is nothing to cut to"
+        )
     cuts = plan_cut_frames(
-        cut_candidates(beats, downbeats), duration=duration, fps=fps, min_scene_s=min_scene_s
+        cut_candidates(beats, downbeats),
+        duration=duration,
+        fps=fps,
+        min_scene_s=min_scene_s,
     )
     bounds = [0, *cuts, round(duration * fps)]
     return [

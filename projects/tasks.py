@@ -31,6 +31,7 @@ from workers.audio.beats import analyze_beats
 
 from .files import local_file, scratch_dir, store_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
+from .storyboard import DEFAULT_FOCUS
 from .storyboard import plan_scenes as plan_storyboard
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ class PipelineError(ValueError):
 
 def _running_job(job_id: int) -> Job | None:
     """The job if this task should work on it (not failed or cancelled meanwhile)."""
-    return Job.objects.select_related("project").filter(
-        pk=job_id, status=Job.Status.RUNNING
-    ).first()
+    return (
+        Job.objects.select_related("project")
+        .filter(pk=job_id, status=Job.Status.RUNNING)
+        .first()
+    )
 
 
 def _record_timing(job_id: int, stage: str, seconds: float) -> None:
@@ -67,7 +70,9 @@ def _record_timing(job_id: int, stage: str, seconds: float) -> None:
         job.save(update_fields=["params"])
 
 
-def ensure_analysis(asset: Asset, progress: ProgressManager | None = None) -> AudioAnalysis:
+def ensure_analysis(
+    asset: Asset, progress: ProgressManager | None = None
+) -> AudioAnalysis:
     """The song's analysis, computed once per content hash and engine version."""
     existing = AudioAnalysis.objects.filter(
         sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
@@ -94,12 +99,16 @@ def ensure_analysis(asset: Asset, progress: ProgressManager | None = None) -> Au
             )
     except IntegrityError:
         # Another task analysed the same song at the same moment.
-        return AudioAnalysis.objects.get(sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION)
+        return AudioAnalysis.objects.get(
+            sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
+        )
 
 
-@shared_task(name="projects.analyze_music", bind=True, queue="cpu", **TASK_LIMITS)
+@shared_task(name="projects.analyze_music", bind=True, **TASK_LIMITS)
 def analyze_music(self, job_id: int) -> None:
-    if not lifecycle.claim(job_id, self.request.id or "") and not lifecycle.is_running(job_id):
+    if not lifecycle.claim(job_id, self.request.id or "") and not lifecycle.is_running(
+        job_id
+    ):
         return  # finished, failed or cancelled: a late second delivery
     job = _running_job(job_id)
     if job is None:
@@ -116,7 +125,7 @@ def analyze_music(self, job_id: int) -> None:
     _record_timing(job_id, "analyze", time.monotonic() - started)
 
 
-@shared_task(name="projects.plan_scenes", bind=True, queue="cpu", **TASK_LIMITS)
+@shared_task(name="projects.plan_scenes", bind=True, **TASK_LIMITS)
 def plan_scenes(self, job_id: int):
     job = _running_job(job_id)
     if job is None:
@@ -166,9 +175,13 @@ def plan_scenes(self, job_id: int):
         progress.update(1.0, f"{len(scenes)} scenes planned")
     _record_timing(job_id, "plan", time.monotonic() - started)
     scene_ids = list(
-        Scene.objects.filter(job_id=job_id).order_by("index").values_list("id", flat=True)
+        Scene.objects.filter(job_id=job_id)
+        .order_by("index")
+        .values_list("id", flat=True)
     )
-    return fan_out(self, "projects.render_scene", scene_ids, "projects.assemble_render", job_id)
+    return fan_out(
+        self, "projects.render_scene", scene_ids, "projects.assemble_render", job_id
+    )
 
 
 def clip_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
@@ -180,6 +193,7 @@ def clip_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
         "fps": fps,
         "frames": scene.frames,
         "move": scene.move,
+        "focus": list(DEFAULT_FOCUS),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -193,7 +207,7 @@ def _report_scene_progress(job_id: int) -> None:
     )
 
 
-@shared_task(name="projects.render_scene", bind=True, queue="cpu", **TASK_LIMITS)
+@shared_task(name="projects.render_scene", bind=True, **TASK_LIMITS)
 def render_scene(self, scene_id: int) -> int | None:
     scene = Scene.objects.select_related("image", "job").filter(pk=scene_id).first()
     if scene is None or _running_job(scene.job_id) is None:
@@ -203,11 +217,16 @@ def render_scene(self, scene_id: int) -> int | None:
     fingerprint = clip_fingerprint(scene, preset.width, preset.height, preset.fps)
     name = f"cache/clips/{fingerprint}.mp4"
     started = time.monotonic()
-    Scene.objects.filter(pk=scene_id).update(status=Scene.Status.RUNNING, fingerprint=fingerprint)
+    Scene.objects.filter(pk=scene_id).update(
+        status=Scene.Status.RUNNING, fingerprint=fingerprint
+    )
     cached = default_storage.exists(name)
     try:
         if not cached:
-            with scratch_dir(f"scene-{scene_id}") as tmp, local_file(scene.image.file.name) as image:
+            with (
+                scratch_dir(f"scene-{scene_id}") as tmp,
+                local_file(scene.image.file.name) as image,
+            ):
                 out = tmp / "clip.mp4"
                 render_still_clip(
                     image,
@@ -217,6 +236,7 @@ def render_scene(self, scene_id: int) -> int | None:
                     fps=preset.fps,
                     frames=scene.frames,
                     move=scene.move,
+                    focus=DEFAULT_FOCUS,
                 )
                 store_file(out, name)
     except Exception as exc:
@@ -283,7 +303,7 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
     }
 
 
-@shared_task(name="projects.assemble_render", bind=True, queue="cpu", **TASK_LIMITS)
+@shared_task(name="projects.assemble_render", bind=True, **TASK_LIMITS)
 def assemble_render(self, job_id: int) -> int | None:
     job = _running_job(job_id)
     if job is None:
@@ -294,10 +314,14 @@ def assemble_render(self, job_id: int) -> int | None:
         lifecycle.succeed(job_id)
         return existing.pk
     started = time.monotonic()
-    scenes = list(Scene.objects.select_related("image").filter(job_id=job_id).order_by("index"))
+    scenes = list(
+        Scene.objects.select_related("image").filter(job_id=job_id).order_by("index")
+    )
     unfinished = [s.index for s in scenes if s.status != Scene.Status.DONE]
     if not scenes or unfinished:
-        raise PipelineError(f"scenes {unfinished} did not finish, so the video cannot be assembled")
+        raise PipelineError(
+            f"scenes {unfinished} did not finish, so the video cannot be assembled"
+        )
     song = project.music()
     analysis = ensure_analysis(song)
     preset = get_preset(job.params["preset"])
@@ -316,7 +340,10 @@ def assemble_render(self, job_id: int) -> int | None:
             fps=preset.fps,
             duration=duration,
             fmt=fmt,
-            metadata={"title": project.title, "comment": json.dumps(manifest["output"])},
+            metadata={
+                "title": project.title,
+                "comment": json.dumps(manifest["output"]),
+            },
             on_progress=lambda f: progress.update(0.9 * f),
         )
         thumb = tmp / "thumbnail.jpg"
@@ -325,7 +352,10 @@ def assemble_render(self, job_id: int) -> int | None:
         video_name = store_file(video, f"{base}/video.{fmt}")
         thumb_name = store_file(thumb, f"{base}/thumbnail.jpg")
         size = Path(video).stat().st_size
-    timings = {**job.params.get("timings", {}), "assemble": round(time.monotonic() - started, 3)}
+    timings = {
+        **job.params.get("timings", {}),
+        "assemble": round(time.monotonic() - started, 3),
+    }
     manifest["timings"] = timings
     with transaction.atomic():
         render = Render.objects.create(
@@ -348,7 +378,7 @@ def assemble_render(self, job_id: int) -> int | None:
     return render.pk
 
 
-@shared_task(name="projects.render_failed", queue="cpu")
+@shared_task(name="projects.render_failed")
 def render_failed(request, exc, traceback, job_id: int) -> None:
     """Error callback of the whole render canvas: fail the job once, say why."""
     if lifecycle.fail(job_id, lifecycle.describe_error(exc)):

@@ -12,12 +12,19 @@ from django.db import IntegrityError, transaction
 
 from .files import scratch_dir
 from .models import Asset, Project
-from .validation import UploadRejected, ValidatedUpload, clean_display_name, validate_upload
+from .validation import (
+    UploadRejected,
+    ValidatedUpload,
+    clean_display_name,
+    validate_upload,
+)
 
 __all__ = ["UploadRejected", "add_asset", "add_asset_from_path"]
 
 
-def _validate(path: Path, original_name: str, expected_kind: str | None) -> ValidatedUpload:
+def _validate(
+    path: Path, original_name: str, expected_kind: str | None
+) -> ValidatedUpload:
     return validate_upload(
         path,
         original_name=original_name,
@@ -28,7 +35,9 @@ def _validate(path: Path, original_name: str, expected_kind: str | None) -> Vali
     )
 
 
-def _save(project: Project, path: Path, original_name: str, checked: ValidatedUpload) -> Asset:
+def _save(
+    project: Project, path: Path, original_name: str, checked: ValidatedUpload
+) -> Asset:
     original_name = clean_display_name(original_name)
     if project.assets.filter(sha256=checked.sha256).exists():
         raise UploadRejected(f"{original_name}: this file is already in the project.")
@@ -57,7 +66,9 @@ def _save(project: Project, path: Path, original_name: str, checked: ValidatedUp
             asset.save()
     except IntegrityError as exc:
         asset.file.delete(save=False)
-        raise UploadRejected(f"{original_name}: this file is already in the project.") from exc
+        raise UploadRejected(
+            f"{original_name}: this file is already in the project."
+        ) from exc
     except BaseException:
         asset.file.delete(save=False)
         raise
@@ -65,14 +76,20 @@ def _save(project: Project, path: Path, original_name: str, checked: ValidatedUp
 
 
 def add_asset_from_path(
-    project: Project, path: Path, *, original_name: str | None = None, expected_kind: str | None = None
+    project: Project,
+    path: Path,
+    *,
+    original_name: str | None = None,
+    expected_kind: str | None = None,
 ) -> Asset:
     name = original_name if original_name is not None else path.name
     checked = _validate(path, name, expected_kind)
     return _save(project, path, name, checked)
 
 
-def add_asset(project: Project, upload: UploadedFile, *, expected_kind: str | None = None) -> Asset:
+def add_asset(
+    project: Project, upload: UploadedFile, *, expected_kind: str | None = None
+) -> Asset:
     """Validate and store a file from a request (page form or API)."""
     name = upload.name or ""
     if hasattr(upload, "temporary_file_path"):

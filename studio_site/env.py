@@ -35,7 +35,9 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfiguredEnv(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+    raise ImproperlyConfiguredEnv(
+        f"{name} must be a boolean (1/0, true/false), got {raw!r}"
+    )
 
 
 def env_int(name: str, default: int) -> int:
@@ -45,7 +47,9 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"{name} must be an integer, got {raw!r}") from exc
+        raise ImproperlyConfiguredEnv(
+            f"{name} must be an integer, got {raw!r}"
+        ) from exc
 
 
 def env_float(name: str, default: float) -> float:

@@ -68,8 +68,12 @@ def sample_files(tmp_path_factory) -> dict[str, object]:
     Image.fromarray(np.asarray(skimage.data.astronaut())).save(astronaut)
     hopper = root / "grace_hopper.jpg"
     hopper.write_bytes(
-        Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+        Path(
+            matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        ).read_bytes()
     )
-    song = synthesize_song(SongSpec(bpm=120.0, seed=7, sections=(("intro", 2), ("verse", 4))))
+    song = synthesize_song(
+        SongSpec(bpm=120.0, seed=7, sections=(("intro", 2), ("verse", 4)))
+    )
     wav = write_wav(root / "song.wav", song)
     return {"astronaut": astronaut, "hopper": hopper, "song": wav, "song_truth": song}

@@ -62,7 +62,9 @@ def probe_media(path: str | Path) -> MediaInfo:
     try:
         container = av.open(str(path), mode="r", options={"protocol_whitelist": "file"})
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise ProbeError(f"{path.name}: not a media file FFmpeg can read ({exc})") from exc
+        raise ProbeError(
+            f"{path.name}: not a media file FFmpeg can read ({exc})"
+        ) from exc
     with container:
         streams: list[StreamInfo] = []
         for stream in container.streams:
@@ -77,13 +79,13 @@ def probe_media(path: str | Path) -> MediaInfo:
                 "attached_picture": attached,
                 "duration": _seconds(stream.duration, stream.time_base),
             }
-            if kind == "video":
+            if isinstance(stream, av.video.stream.VideoStream):
                 info["width"] = stream.codec_context.width
                 info["height"] = stream.codec_context.height
                 rate = stream.average_rate or stream.base_rate
                 info["fps"] = float(rate) if rate else None
                 info["frames"] = stream.frames or None
-            elif kind == "audio":
+            elif isinstance(stream, av.audio.stream.AudioStream):
                 info["sample_rate"] = stream.codec_context.sample_rate
                 info["channels"] = stream.codec_context.channels
             streams.append(StreamInfo(**info))  # type: ignore[arg-type]

@@ -28,7 +28,9 @@ def ffmpeg_exe() -> str:
     return override or imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def input_args(path: str | Path, *, fmt: str | None = None) -> list[str]:
+def input_args(
+    path: str | Path, *, fmt: str | None = None, options: Iterable[str] = ()
+) -> list[str]:
     """``-i`` arguments for a local file, restricted to the file protocol.
 
     A forced format stops ffmpeg from guessing, so a crafted file cannot be
@@ -39,8 +41,22 @@ def input_args(path: str | Path, *, fmt: str | None = None) -> list[str]:
         args += ["-f", "image2", "-pattern_type", "none"]
     elif fmt:
         args += ["-f", fmt]
-    # A leading "-" in a relative name would be read as an option.
-    return [*args, "-i", str(Path(path).absolute())]
+    # Absolute, because a relative name starting with "-" would read as an option.
+    return [*args, *options, "-i", str(Path(path).absolute())]
+
+
+# Demuxers that follow references to other files or URLs: never forced onto an
+# upload, and refused when probing finds one.
+_REFERENCE_DEMUXERS = frozenset({"hls", "dash", "concat", "ffconcat", "tee", "lavfi"})
+
+
+def demuxer_name(format_name: str) -> str | None:
+    """The ``-f`` name for a PyAV/FFmpeg format name such as "mov,mp4,m4a,…".
+
+    None for demuxers that read other files, which an upload must not be.
+    """
+    name = format_name.split(",")[0].strip()
+    return None if not name or name in _REFERENCE_DEMUXERS else name
 
 
 def stderr_tail(text: str | Iterable[str]) -> str:
@@ -90,8 +106,11 @@ def run_ffmpeg(
     never mistaken for a media error.
     """
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_output(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        temp = _temp_output(output)
+    except OSError as exc:
+        raise FFmpegError(f"cannot write to {output.parent}: {exc}") from exc
     # -y because the temporary name was created (empty) to reserve it.
     cmd = [
         ffmpeg_exe(),
@@ -133,7 +152,8 @@ def run_ffmpeg(
             seconds = _parse_out_time(key, value)
             if seconds is None or not on_progress or not total_seconds:
                 continue
-            fraction = min(max(seconds / total_seconds, 0.0), 1.0)
+            # 1.0 is kept for "output in place", reported after the rename.
+            fraction = min(max(seconds / total_seconds, 0.0), 0.999)
             if fraction > reported:
                 reported = fraction
                 on_progress(fraction)

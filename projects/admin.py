@@ -1,0 +1,132 @@
+"""Admin of projects and their material, for staff.
+
+Assets and renders are made by the upload validation and the pipeline, never
+by hand, so their stored files are read-only here and cannot be added.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Asset, AudioAnalysis, Project, Render, Scene
+
+
+class AssetInline(admin.TabularInline):
+    model = Asset
+    extra = 0
+    fields = ["original_name", "kind", "mime", "size", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "owner",
+        "status",
+        "style",
+        "preset",
+        "output_format",
+        "updated_at",
+    ]
+    list_filter = ["status", "style", "preset", "output_format"]
+    search_fields = ["title", "owner__username"]
+    raw_id_fields = ["owner"]
+    date_hierarchy = "created_at"
+    inlines = [AssetInline]
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = [
+        "original_name",
+        "kind",
+        "mime",
+        "size",
+        "project",
+        "owner",
+        "created_at",
+    ]
+    list_filter = ["kind", "mime"]
+    search_fields = ["original_name", "sha256", "project__title", "owner__username"]
+    raw_id_fields = ["project", "owner"]
+    readonly_fields = [
+        "file",
+        "kind",
+        "mime",
+        "extension",
+        "sha256",
+        "size",
+        "width",
+        "height",
+        "duration",
+        "sample_rate",
+        "channels",
+        "codec",
+        "metadata",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Adding bypasses the upload validation; files come in through the pages or API.
+        return False
+
+
+@admin.register(AudioAnalysis)
+class AudioAnalysisAdmin(admin.ModelAdmin):
+    list_display = [
+        "sha256",
+        "engine_version",
+        "bpm",
+        "bpm_confidence",
+        "duration",
+        "created_at",
+    ]
+    list_filter = ["engine_version"]
+    search_fields = ["sha256"]
+    readonly_fields = ["sha256", "engine_version", "created_at"]
+
+
+@admin.register(Scene)
+class SceneAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "project",
+        "index",
+        "start",
+        "end",
+        "move",
+        "status",
+        "cached",
+    ]
+    list_filter = ["status", "cached", "move"]
+    search_fields = ["project__title", "fingerprint"]
+    raw_id_fields = ["project", "job", "image"]
+    readonly_fields = ["fingerprint", "clip", "seconds"]
+
+
+@admin.register(Render)
+class RenderAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "project",
+        "preset",
+        "output_format",
+        "width",
+        "height",
+        "duration",
+        "size",
+        "created_at",
+    ]
+    list_filter = ["output_format", "preset"]
+    search_fields = ["project__title", "project__owner__username"]
+    raw_id_fields = ["project", "job"]
+    readonly_fields = ["file", "thumbnail", "size", "manifest", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,354 @@
+"""REST API of projects, assets and renders (DRF).
+
+Every queryset comes from ``projects.access``, so another user's object is a
+404 here exactly as on the pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from media_jobs.api import JobSerializer
+from media_jobs.models import Job
+
+from .access import assets_for_user, projects_for_user, renders_for_user
+from .models import (
+    FORMAT_CHOICES,
+    PRESET_CHOICES,
+    STYLE_CHOICES,
+    Asset,
+    Project,
+    Render,
+)
+from .pipeline import RenderNotReady, start_render
+from .removal import AssetInUse, remove_asset, remove_project
+from .uploads import UploadRejected, add_asset
+
+VIDEO_CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+
+
+# --- serializers ------------------------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "owner",
+            "title",
+            "style",
+            "target_duration",
+            "preset",
+            "output_format",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "created_at", "updated_at"]
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Download URL (session login).")
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "original_name",
+            "mime",
+            "extension",
+            "sha256",
+            "size",
+            "width",
+            "height",
+            "duration",
+            "sample_rate",
+            "channels",
+            "codec",
+            "created_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, asset: Asset) -> str:
+        return reverse("projects:asset_file", args=[asset.pk])
+
+
+class AssetUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="An image, a song or a script; checked by its content, not its name."
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": [value for value, _label in FORMAT_CHOICES],
+        "description": "Container and codecs of the video.",
+    }
+)
+class OutputFormatField(serializers.ChoiceField):
+    """The output format as an inline enum: the same choices as the project's
+    ``output_format``, which drf-spectacular would otherwise name twice."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=FORMAT_CHOICES, **kwargs)
+
+
+class RenderRequestSerializer(serializers.Serializer):
+    """Optional overrides of the project's settings for this one render."""
+
+    preset = serializers.ChoiceField(choices=PRESET_CHOICES, required=False)
+    format = OutputFormatField(required=False)
+    duration = serializers.FloatField(min_value=2.0, max_value=3600.0, required=False)
+    style = serializers.ChoiceField(choices=STYLE_CHOICES, required=False)
+
+
+class RenderSerializer(serializers.ModelSerializer):
+    video_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Render
+        fields = [
+            "id",
+            "project",
+            "job",
+            "output_format",
+            "preset",
+            "width",
+            "height",
+            "fps",
+            "duration",
+            "size",
+            "created_at",
+            "video_url",
+            "thumbnail_url",
+            "manifest",
+        ]
+        read_only_fields = fields
+
+    def get_video_url(self, render: Render) -> str:
+        return reverse("api:render-video", args=[render.pk])
+
+    def get_thumbnail_url(self, render: Render) -> str | None:
+        if not render.thumbnail:
+            return None
+        return reverse("api:render-thumbnail", args=[render.pk])
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class UploadErrorSerializer(serializers.Serializer):
+    file = serializers.ListField(child=serializers.CharField())
+
+
+# --- viewsets ---------------------------------------------------------------------
+
+
+class PassthroughRenderer(BaseRenderer):
+    """Lets a file download pass content negotiation whatever the client accepts.
+
+    It comes after ``JSONRenderer``, so errors (a 404) are still JSON.
+    """
+
+    media_type = "*/*"
+    format = "binary"
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ):
+        return data
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your projects"),
+    create=extend_schema(summary="Create a project"),
+)
+class ProjectViewSet(viewsets.ModelViewSet):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return projects_for_user(self.request.user).select_related("owner")
+
+    def perform_create(self, serializer: ProjectSerializer) -> None:
+        # The owner is always the caller; an "owner" in the body is ignored.
+        serializer.save(owner=self.request.user)
+
+    def perform_destroy(self, instance: Project) -> None:
+        remove_project(instance)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The project's assets",
+        responses=AssetSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Upload one file to the project",
+        request={"multipart/form-data": AssetUploadSerializer},
+        responses={
+            201: AssetSerializer,
+            400: OpenApiResponse(
+                UploadErrorSerializer, description="The file was rejected."
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="assets",
+        parser_classes=[MultiPartParser, FormParser],
+        pagination_class=None,
+    )
+    def assets(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        if request.method == "GET":
+            assets = project.assets.order_by("created_at", "id")
+            return Response(AssetSerializer(assets, many=True).data)
+        upload = AssetUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            asset = add_asset(project, upload.validated_data["file"])
+        except UploadRejected as exc:
+            return Response({"file": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Start a render",
+        request=RenderRequestSerializer,
+        responses={
+            202: JobSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer, description="The project is not ready."
+            ),
+            409: OpenApiResponse(
+                JobSerializer, description="A render is already under way."
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="render",
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
+    )
+    def render(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        overrides = RenderRequestSerializer(data=request.data)
+        overrides.is_valid(raise_exception=True)
+        active = project.jobs.filter(
+            kind=Job.Kind.RENDER, status__in=Job.ACTIVE_STATUSES
+        ).first()
+        if active is not None:
+            return Response(JobSerializer(active).data, status=status.HTTP_409_CONFLICT)
+        try:
+            job = start_render(project, **overrides.validated_data)
+        except RenderNotReady as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AssetViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Assets are added through ``projects/{id}/assets/``; here they are read
+    or deleted."""
+
+    serializer_class = AssetSerializer
+
+    def get_queryset(self):
+        return assets_for_user(self.request.user).order_by("created_at", "id")
+
+    @extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                ErrorSerializer, description="Used by a render's scenes."
+            ),
+        }
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        asset = self.get_object()
+        try:
+            remove_asset(asset)
+        except AssetInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _file_response(name: str, content_type: str, filename: str) -> FileResponse:
+    if not name:
+        raise Http404
+    try:
+        handle = default_storage.open(name, "rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, content_type=content_type, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class RenderViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = RenderSerializer
+
+    def get_queryset(self):
+        return renders_for_user(self.request.user).select_related("project")
+
+    @extend_schema(
+        summary="Download the video",
+        responses={(200, "video/mp4"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer, PassthroughRenderer],
+    )
+    def video(self, request: Request, pk: str | None = None) -> FileResponse:
+        render = self.get_object()
+        fmt = render.output_format
+        return _file_response(
+            render.file,
+            VIDEO_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            f"render-{render.pk}.{fmt}",
+        )
+
+    @extend_schema(
+        summary="Download the thumbnail",
+        responses={(200, "image/jpeg"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer, PassthroughRenderer],
+    )
+    def thumbnail(self, request: Request, pk: str | None = None) -> FileResponse:
+        render = self.get_object()
+        return _file_response(render.thumbnail, "image/jpeg", f"render-{render.pk}.jpg")

@@ -1,0 +1,86 @@
+"""A real Celery worker process on Redis, sharing the test database and a
+media folder with the test process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from studio_site.celery import app as celery_app
+
+pytestmark = pytest.mark.integration
+
+
+def _require_services() -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("integration tests need STUDIO_REDIS_URL (make test sets it)")
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "integration tests need DATABASE_URL on Postgres (make test sets it)"
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("shared-media")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
+    """Start ``celery worker`` as a separate process and wait until it answers."""
+    _require_services()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "STUDIO_REDIS_URL": settings.REDIS_URL,
+        "STUDIO_MEDIA_ROOT": str(shared_media / "media"),
+        "STUDIO_WORK_DIR": str(shared_media / "work"),
+        "STUDIO_LOG_LEVEL": "INFO",
+    }
+    log = (shared_media / "worker.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "studio_site", "worker",
+            "-Q", "cpu,io", "--concurrency", "2", "--pool", "prefork",
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+            "--hostname", f"test-{os.getpid()}@%h",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"worker exited: {(shared_media / 'worker.log').read_text()}"
+                )
+            if celery_app.control.ping(timeout=0.5):
+                break
+        else:
+            pytest.fail("worker did not answer a ping within 60 s")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def worker_media(settings, shared_media, celery_worker_process):
+    """Point this test's storage at the folder the worker writes to."""
+    settings.MEDIA_ROOT = shared_media / "media"
+    settings.STUDIO_WORK_DIR = shared_media / "work"
+    return shared_media

@@ -1,0 +1,38 @@
+"""Measuring rendered videos the way a viewer would: decode the frames and find
+where the picture changes abruptly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def frame_differences(video: Path, size: tuple[int, int] = (64, 36)) -> np.ndarray:
+    """Mean absolute difference between each frame and the one before it,
+    measured on small grey thumbnails (index i compares frame i with i-1)."""
+    diffs: list[float] = [0.0]
+    previous: np.ndarray | None = None
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            grey = frame.reformat(
+                width=size[0], height=size[1], format="gray"
+            ).to_ndarray()
+            grey = grey.astype(np.float32)
+            if previous is not None:
+                diffs.append(float(np.abs(grey - previous).mean()))
+            previous = grey
+    return np.asarray(diffs)
+
+
+def detect_cuts(video: Path, threshold: float = 25.0) -> list[int]:
+    """Frame numbers where a new shot starts: a jump far above the slow drift
+    of a camera move."""
+    diffs = frame_differences(video)
+    return [int(i) for i in np.flatnonzero(diffs > threshold)]
+
+
+def nearest_distance(value: float, candidates: list[float]) -> float:
+    return min(abs(value - c) for c in candidates)

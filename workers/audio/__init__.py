@@ -1,0 +1,1 @@
+"""Audio engines: decoding, beat analysis and the test-song synthesizer."""
