@@ -1,6 +1,6 @@
-"""State changes of a job. Each is one conditional UPDATE whose row count says
-whether this caller made the change, so a task delivered twice, or a failure
-reported by two paths at once, changes the job exactly once."""
+"""State changes of a job. Each checks the current status under a row lock and
+says whether this caller made the change, so a task delivered twice, or a
+failure reported by two paths at once, changes the job exactly once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from django.utils import timezone
 
 from .models import Job
-from .progress import publish_job
+from .progress import change_and_publish
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +22,7 @@ def claim(job_id: int, task_id: str = "") -> bool:
     }
     if task_id:
         changes["task_id"] = task_id
-    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(**changes)
-    if claimed:
-        publish_job(job_id)
-    return bool(claimed)
+    return change_and_publish(job_id, [Job.Status.QUEUED], changes)
 
 
 def is_running(job_id: int) -> bool:
@@ -33,31 +30,29 @@ def is_running(job_id: int) -> bool:
 
 
 def succeed(job_id: int, message: str = "finished") -> bool:
-    done = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
-        status=Job.Status.SUCCEEDED,
-        progress=1.0,
-        stage="done",
-        message=message[:500],
-        finished_at=timezone.now(),
-    )
-    if done:
-        publish_job(job_id)
-    return bool(done)
+    changes = {
+        "status": Job.Status.SUCCEEDED,
+        "progress": 1.0,
+        "stage": "done",
+        "message": message[:500],
+        "finished_at": timezone.now(),
+    }
+    return change_and_publish(job_id, [Job.Status.RUNNING], changes)
 
 
 def fail(job_id: int, error: str) -> bool:
     """Mark the job failed with a reason for the user; True only the first time."""
-    failed = Job.objects.filter(pk=job_id, status__in=Job.ACTIVE_STATUSES).update(
-        status=Job.Status.FAILED,
-        stage="failed",
-        message="failed",
-        error=error[:4000],
-        finished_at=timezone.now(),
-    )
+    changes = {
+        "status": Job.Status.FAILED,
+        "stage": "failed",
+        "message": "failed",
+        "error": error[:4000],
+        "finished_at": timezone.now(),
+    }
+    failed = change_and_publish(job_id, Job.ACTIVE_STATUSES, changes)
     if failed:
         logger.info("job %s failed: %s", job_id, error)
-        publish_job(job_id)
-    return bool(failed)
+    return failed
 
 
 def append_log(job_id: int, line: str) -> None:

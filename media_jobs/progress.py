@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db.models.functions import Greatest
-from django.utils import timezone
+from django.db import transaction
 
 from .models import Job, group_name
 
@@ -99,10 +98,32 @@ def publish(job: Job) -> None:
         logger.warning("could not send progress of job %s", job.pk, exc_info=True)
 
 
-def publish_job(job_id: int) -> None:
-    job = Job.objects.filter(pk=job_id).first()
-    if job is not None:
+def change_and_publish(
+    job_id: int, from_statuses: Iterable[str], changes: dict[str, Any]
+) -> bool:
+    """Apply ``changes`` to the job if its status is one of ``from_statuses``;
+    True if this call made the change.
+
+    The row is locked from the check until the state is sent, so reporters
+    running in parallel (scene tasks on several workers) send their states in
+    the order they wrote them and a page never sees progress run backwards.
+    """
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status__in=list(from_statuses))
+            .first()
+        )
+        if job is None:
+            return False
+        if "progress" in changes and job.status == changes.get("status", job.status):
+            # Within one state the bar only moves forward.
+            changes = {**changes, "progress": max(job.progress, changes["progress"])}
+        for field, value in changes.items():
+            setattr(job, field, value)
+        job.save(update_fields=[*changes, "updated_at"])
         publish(job)
+    return True
 
 
 class ProgressManager:
@@ -152,15 +173,11 @@ class ProgressManager:
         self._last_sent = now
         self._last_fraction = fraction
         overall = self.start + (self.end - self.start) * fraction
-        # Greatest(): scene tasks report in parallel; the bar never runs backwards.
-        updated = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(
-            progress=Greatest("progress", overall),
-            stage=self.stage,
-            message=message[:500],
-            updated_at=timezone.now(),
+        change_and_publish(
+            self.job_id,
+            [Job.Status.RUNNING],
+            {"progress": overall, "stage": self.stage, "message": message[:500]},
         )
-        if updated:
-            publish_job(self.job_id)
 
     def callback(self) -> Callable[[float], None]:
         """A plain ``fraction -> None`` function for engines in ``workers/``."""

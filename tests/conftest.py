@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Fixtures that start real worker and web server processes.
+pytest_plugins = ["tests.processes"]
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -111,5 +111,5 @@ async def test_live_progress_reaches_100_percent_over_the_websocket(
     assert seen[-1]["status"] == "succeeded", seen[-1]
     assert seen[-1]["progress"] == 1.0
     progress = [m["progress"] for m in seen]
-    assert progress == sorted(progress)
+    assert progress == sorted(progress), seen
     assert {"analyze", "plan", "scenes", "assemble"} <= {m["stage"] for m in seen}

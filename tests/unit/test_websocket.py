@@ -129,7 +129,9 @@ async def test_a_finished_job_update_stops_the_polling(alice_client, alice_job):
 
     assert 'data-status="failed"' in update
     assert "the song is silent" in update
-    assert "hx-trigger" not in update
+    assert "every 2s" not in update  # polling stops
+    # ... and the finished job's result is fetched into the page.
+    assert f'hx-get="/jobs/{alice_job.pk}/" hx-trigger="load"' in update
 
 
 async def test_format_json_sends_the_payload_itself(alice_client, alice_job):

@@ -5,6 +5,7 @@ differs (the canvas is applied in-process)."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import time
@@ -79,6 +80,8 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        # The terminal shows the progress bar; per-task log lines would break it.
+        logging.getLogger("celery").setLevel(logging.WARNING)
         for path in [
             *opts["image"],
             opts["audio"],

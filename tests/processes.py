@@ -1,9 +1,11 @@
-"""A real Celery worker process on Redis, sharing the test database and a
-media folder with the test process."""
+"""Real processes beside the test process: a Celery worker on Redis and the
+ASGI web server, sharing the test database and a media folder with the tests.
+Registered for every test folder by ``pytest_plugins`` in tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +17,6 @@ from django.conf import settings
 from django.db import connection
 
 from studio_site.celery import app as celery_app
-
-pytestmark = pytest.mark.integration
-
 
 def _require_services() -> None:
     if not settings.REDIS_URL:
@@ -33,13 +32,9 @@ def shared_media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("shared-media")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
-    """Start ``celery worker`` as a separate process and wait until it answers."""
-    _require_services()
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+def _process_env(shared_media: Path) -> dict[str, str]:
     db = connection.settings_dict
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "STUDIO_REDIS_URL": settings.REDIS_URL,
@@ -47,6 +42,22 @@ def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
         "STUDIO_WORK_DIR": str(shared_media / "work"),
         "STUDIO_LOG_LEVEL": "INFO",
     }
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
+    """Start ``celery worker`` as a separate process and wait until it answers."""
+    _require_services()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    env = _process_env(shared_media)
     log = (shared_media / "worker.log").open("w")
     process = subprocess.Popen(
         [
@@ -70,11 +81,37 @@ def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
             pytest.fail("worker did not answer a ping within 60 s")
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def web_server(celery_worker_process, shared_media) -> str:
+    """The ASGI app (HTTP + websockets) under daphne; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**_process_env(shared_media), "STUDIO_DEBUG": "1"}
+    log = (shared_media / "web.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "studio_site.asgi:application"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"web server exited: {(shared_media / 'web.log').read_text()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail("web server did not listen within 60 s")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
         log.close()
 
 
