@@ -22,6 +22,7 @@ install: $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 demo: migrate
 	$(BIN)/python manage.py demo -o out/demo.mp4

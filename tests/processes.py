@@ -18,6 +18,7 @@ from django.db import connection
 
 from studio_site.celery import app as celery_app
 
+
 def _require_services() -> None:
     if not settings.REDIS_URL:
         pytest.skip("integration tests need STUDIO_REDIS_URL (make test sets it)")
@@ -102,7 +103,9 @@ def web_server(celery_worker_process, shared_media) -> str:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                pytest.fail(f"web server exited: {(shared_media / 'web.log').read_text()}")
+                pytest.fail(
+                    f"web server exited: {(shared_media / 'web.log').read_text()}"
+                )
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
