@@ -73,13 +73,22 @@ def test_render_refuses_a_song_that_is_not_audio(tmp_path, sample_files):
 
     with pytest.raises(CommandError, match="song.mp3"):
         call_command(
-            "render", "--image", str(sample_files["astronaut"]), "--audio", str(fake),
-            "-o", str(tmp_path / "x.mp4"), "--quiet", stdout=StringIO(), stderr=StringIO(),
+            "render",
+            "--image", str(sample_files["astronaut"]),
+            "--audio", str(fake),
+            "-o", str(tmp_path / "x.mp4"),
+            "--quiet",
+            stdout=StringIO(),
+            stderr=StringIO(),
         )  # fmt: skip
     assert not (tmp_path / "x.mp4").exists()
 
 
 def test_render_reports_a_missing_file(tmp_path):
     with pytest.raises(CommandError, match="no such file"):
-        call_command("render", "--image", str(tmp_path / "nope.png"),
-                     "--audio", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.mp4"))  # fmt: skip
+        call_command(
+            "render",
+            "--image", str(tmp_path / "nope.png"),
+            "--audio", str(tmp_path / "nope.wav"),
+            "-o", str(tmp_path / "x.mp4"),
+        )  # fmt: skip
