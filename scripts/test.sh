@@ -5,6 +5,11 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure_services.sh
 
+# Style and types first: they take seconds and fail fast.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
+
 export DATABASE_URL="${STUDIO_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export STUDIO_REDIS_URL="${STUDIO_TEST_REDIS_URL:-redis://127.0.0.1:6379/7}"
 export STUDIO_DATA_DIR="${STUDIO_DATA_DIR:-$PWD/var/test}"
