@@ -84,6 +84,18 @@ def celery_worker_process(django_db_setup, django_db_blocker, shared_media):
     finally:
         _stop(process)
         log.close()
+        _close_other_connections(django_db_blocker)
+
+
+def _close_other_connections(django_db_blocker) -> None:
+    """Drop the stopped processes' database sessions now, so the test database
+    can be removed at the end of the run without waiting for Postgres to
+    notice they are gone."""
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session")
