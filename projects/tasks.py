@@ -37,7 +37,7 @@ from .storyboard import plan_scenes as plan_storyboard
 logger = logging.getLogger(__name__)
 
 # Bump when an engine's output changes, so cached results are not reused.
-AUDIO_ENGINE_VERSION = "beats-1"
+AUDIO_ENGINE_VERSION = "beats-2"
 CLIP_ENGINE_VERSION = "cpu-motion-1"
 
 TASK_LIMITS = {

@@ -53,6 +53,8 @@ def test_it_finds_the_synthesized_grid(tmp_path, bpm, seed):
     # Cuts snap to these times, so they must be tighter than a video frame.
     errors = [min(abs(b - t) for b in result.beats) for t in song.beats]
     assert np.median(errors) < 0.02
+    # Refined to the attacks: every found beat within 10 ms, a third of a frame.
+    assert max(e for e in errors if e <= 0.07) < 0.01
     assert result.duration == pytest.approx(song.duration, abs=0.01)
     assert 0.5 < result.bpm_confidence <= 1.0
     # Every beat is also an onset here: drums or chords start on each one.
