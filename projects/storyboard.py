@@ -97,7 +97,9 @@ def plan_scenes(
             start_frame=start,
             end_frame=end,
             image_index=i % image_count,
-            move=MOVES_CYCLE[i % len(MOVES_CYCLE)],
+            # The move advances once every photo has been shown, so a photo
+            # comes back with a different move rather than the same shot.
+            move=MOVES_CYCLE[(i // image_count) % len(MOVES_CYCLE)],
         )
         for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False))
     ]

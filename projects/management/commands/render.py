@@ -130,7 +130,7 @@ class Command(BaseCommand):
             if bar is None:
                 return
             bar.n = round(payload["progress"] * 100)
-            bar.set_description(f"{payload['stage']:<8}")
+            bar.set_description(f"{payload['stage']:<8}", refresh=False)
             bar.refresh()
 
         add_listener(show)
