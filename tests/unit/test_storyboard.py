@@ -23,7 +23,9 @@ def test_scenes_tile_the_duration_exactly():
     )
     assert scenes[0].start_frame == 0
     assert scenes[-1].end_frame == 600
-    assert all(a.end_frame == b.start_frame for a, b in zip(scenes, scenes[1:]))
+    assert all(
+        a.end_frame == b.start_frame for a, b in zip(scenes, scenes[1:], strict=False)
+    )
 
 
 def test_every_cut_is_on_the_frame_nearest_a_downbeat():
