@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 export DJANGO_SETTINGS_MODULE := studio_site.settings
 
-.PHONY: demo test unit integration serve worker web migrate lint typecheck clean
+.PHONY: install demo test serve migrate lint typecheck clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

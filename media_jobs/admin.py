@@ -23,17 +23,18 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "kind", "stage"]
     search_fields = ["=id", "owner__username", "project__title", "task_id", "error"]
-    raw_id_fields = ["owner", "project"]
     date_hierarchy = "created_at"
     # The state machine (media_jobs.lifecycle) owns these; editing them by hand
-    # would race the workers.
+    # would race the workers. Owner and project are fixed when the job is made:
+    # who may see a job follows them.
     readonly_fields = [
+        "owner",
+        "project",
         "status",
         "progress",
         "stage",
         "message",
         "error",
-        "log",
         "params",
         "task_id",
         "task_ids",

@@ -5,7 +5,9 @@ failure reported by two paths at once, changes the job exactly once."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from .models import Job
@@ -23,10 +25,6 @@ def claim(job_id: int, task_id: str = "") -> bool:
     if task_id:
         changes["task_id"] = task_id
     return change_and_publish(job_id, [Job.Status.QUEUED], changes)
-
-
-def is_running(job_id: int) -> bool:
-    return Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists()
 
 
 def succeed(job_id: int, message: str = "finished") -> bool:
@@ -55,12 +53,41 @@ def fail(job_id: int, error: str) -> bool:
     return failed
 
 
-def append_log(job_id: int, line: str) -> None:
-    job = Job.objects.filter(pk=job_id).only("log").first()
-    if job is None:
-        return
-    stamp = timezone.now().strftime("%H:%M:%S")
-    Job.objects.filter(pk=job_id).update(log=f"{job.log}{stamp} {line}\n"[-20000:])
+def stage_finished(job: Job, stage: str) -> bool:
+    return stage in job.params.get("stages_finished", [])
+
+
+def finish_stage(
+    job_id: int,
+    stage: str,
+    seconds: float,
+    message: str = "",
+    params: dict[str, Any] | None = None,
+) -> bool:
+    """Record that ``stage`` of a running job is done, with its time and any
+    ``params`` it settled; True only for the first caller, so a second
+    delivery of a stage can tell that its work was already taken."""
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status=Job.Status.RUNNING)
+            .first()
+        )
+        if job is None or stage_finished(job, stage):
+            return False
+        timings = {**job.params.get("timings", {}), stage: round(seconds, 3)}
+        finished = [*job.params.get("stages_finished", []), stage]
+        changes: dict[str, Any] = {
+            "params": {
+                **job.params,
+                **(params or {}),
+                "timings": timings,
+                "stages_finished": finished,
+            }
+        }
+        if message:
+            changes["message"] = message[:500]
+        return change_and_publish(job_id, [Job.Status.RUNNING], changes)
 
 
 def describe_error(exc: BaseException) -> str:

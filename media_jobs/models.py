@@ -12,9 +12,6 @@ class JobQuerySet(models.QuerySet["Job"]):
     def for_user(self, user: object) -> JobQuerySet:
         return self.filter(owner=user)
 
-    def active(self) -> JobQuerySet:
-        return self.filter(status__in=Job.ACTIVE_STATUSES)
-
 
 class Job(models.Model):
     class Kind(models.TextChoices):
@@ -49,9 +46,9 @@ class Job(models.Model):
     stage = models.CharField(max_length=40, blank=True)
     message = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
-    log = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
     task_id = models.CharField(max_length=255, blank=True)
+    # Ids of the fanned-out tasks (one per scene), for revoking them.
     task_ids = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from celery import Task, chain, chord, signature
 from celery.canvas import Signature
+from celery.utils import uuid
 from django.conf import settings
 from django.db import transaction
 
@@ -34,8 +35,12 @@ def fan_out(
     parallel, then ``callback(job_id)``. The replaced task's error callback
     moves onto the chord, so a failing item still fails the job once."""
     header = [
-        signature(item_task, args=(item_id,), immutable=True) for item_id in item_ids
+        signature(item_task, args=(item_id,), immutable=True).set(task_id=uuid())
+        for item_id in item_ids
     ]
+    Job.objects.filter(pk=job_id).update(
+        task_ids=[item.options["task_id"] for item in header]
+    )
     body = signature(callback, args=(job_id,), immutable=True)
     return task.replace(chord(header, body))
 

@@ -23,7 +23,6 @@ from .models import Job, group_name
 
 logger = logging.getLogger(__name__)
 
-Stage = Literal["queued", "analyze", "plan", "scenes", "assemble", "done", "failed"]
 
 # Where each stage of a render sits in the job's progress.
 STAGE_SPANS: dict[str, tuple[float, float]] = {
@@ -31,9 +30,8 @@ STAGE_SPANS: dict[str, tuple[float, float]] = {
     "analyze": (0.0, 0.15),
     "plan": (0.15, 0.2),
     "scenes": (0.2, 0.85),
-    "assemble": (0.85, 1.0),
-    "done": (1.0, 1.0),
-    "failed": (0.0, 1.0),
+    # Short of 1.0: the job reaches 100% only when it has succeeded.
+    "assemble": (0.85, 0.99),
 }
 
 MIN_INTERVAL_S = 0.25  # no more than four updates a second per stage
@@ -159,7 +157,7 @@ class ProgressManager:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.update(1.0, f"{self.stage} finished", force=True)
+            self.update(1.0, force=True)
 
     def update(
         self, fraction: float, message: str = "", *, force: bool = False
@@ -172,13 +170,10 @@ class ProgressManager:
             return
         self._last_sent = now
         self._last_fraction = fraction
-        overall = self.start + (self.end - self.start) * fraction
-        change_and_publish(
-            self.job_id,
-            [Job.Status.RUNNING],
-            {"progress": overall, "stage": self.stage, "message": message[:500]},
-        )
-
-    def callback(self) -> Callable[[float], None]:
-        """A plain ``fraction -> None`` function for engines in ``workers/``."""
-        return lambda fraction: self.update(fraction)
+        changes: dict[str, Any] = {
+            "progress": self.start + (self.end - self.start) * fraction,
+            "stage": self.stage,
+        }
+        if message:  # without one, the last message stays up
+            changes["message"] = message[:500]
+        change_and_publish(self.job_id, [Job.Status.RUNNING], changes)

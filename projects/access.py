@@ -26,7 +26,9 @@ def projects_for_user(user: User) -> ProjectQuerySet:
 def assets_for_user(user: User) -> QuerySet[Asset]:
     if not user.is_authenticated:
         return Asset.objects.none()
-    return Asset.objects.filter(owner=user)
+    # Through the project, like renders: Asset.owner is a denormalized copy
+    # that could disagree with the project's owner, which is what counts.
+    return Asset.objects.filter(project__owner=user)
 
 
 def renders_for_user(user: User) -> QuerySet[Render]:

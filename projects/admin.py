@@ -40,6 +40,17 @@ class ProjectAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [AssetInline]
 
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Project | None = None
+    ) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Access to a project's assets, jobs and renders follows its owner;
+            # moving it to another user would hand all of that over, while
+            # denormalized owner copies (Asset.owner, Job.owner) stayed behind.
+            readonly.append("owner")
+        return readonly
+
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
@@ -54,8 +65,11 @@ class AssetAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "mime"]
     search_fields = ["original_name", "sha256", "project__title", "owner__username"]
-    raw_id_fields = ["project", "owner"]
     readonly_fields = [
+        # An asset belongs to its project (and so to the project's owner);
+        # moving it would give another user the file.
+        "project",
+        "owner",
         "file",
         "kind",
         "mime",

@@ -3,6 +3,7 @@ paths that engines in ``workers/`` read and write."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,13 +43,35 @@ def local_file(name: str) -> Iterator[Path]:
 
 
 def store_file(local: Path, name: str) -> str:
-    """Save ``local`` under exactly ``name``. Names are content-addressed or
-    job-scoped, so an existing file is the same file and is kept."""
+    """Save ``local`` under exactly ``name``, all at once.
+
+    Names are content-addressed or job-scoped, so an existing file is the same
+    file and is kept. Because a name that exists is trusted as complete, a
+    file must never be visible half-written: on a local volume it is copied
+    to a temporary name beside the target and renamed into place; object
+    stores (S3) make an upload visible only once it is whole.
+    """
     if default_storage.exists(name):
         return name
-    with local.open("rb") as handle:
-        saved = default_storage.save(name, File(handle, name=Path(name).name))
-    return saved
+    try:
+        target = Path(default_storage.path(name))
+    except NotImplementedError:
+        with local.open("rb") as handle:
+            return default_storage.save(name, File(handle, name=Path(name).name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, part_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+    )
+    part = Path(part_name)
+    try:
+        with os.fdopen(fd, "wb") as dst, local.open("rb") as src:
+            shutil.copyfileobj(src, dst, length=1024 * 1024)
+        os.chmod(part, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return name
 
 
 def delete_file(name: str) -> None:

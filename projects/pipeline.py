@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from celery.canvas import Signature
-from django.db import transaction
+from datetime import timedelta
 
+from celery.canvas import Signature
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from media_jobs import lifecycle
 from media_jobs.models import Job
 from media_jobs.orchestration import dispatch, pipeline, run_inline
 
@@ -16,6 +21,14 @@ RENDER_ERROR_CALLBACK = "projects.render_failed"
 
 class RenderNotReady(ValueError):
     """The project lacks something a render needs; the message says what."""
+
+
+class RenderInProgress(ValueError):
+    """The project already has a render queued or running (``job``)."""
+
+    def __init__(self, job: Job):
+        super().__init__(f"Render #{job.pk} of this project is still {job.status}.")
+        self.job = job
 
 
 def render_canvas(job_id: int) -> Signature:
@@ -32,14 +45,38 @@ def check_ready(project: Project) -> None:
         raise RenderNotReady(f"Upload {' and '.join(missing)} before rendering.")
 
 
+def _stale_after() -> timedelta:
+    # No stage of a live render goes longer than one task's hard limit
+    # without writing progress to its row.
+    return timedelta(seconds=settings.TASK_TIME_LIMIT + 60)
+
+
+def _active_render(project: Project) -> Job | None:
+    """The project's active render, failing one that stopped reporting (its
+    worker or web process died) so it cannot block the project for ever."""
+    active = project.jobs.filter(kind=Job.Kind.RENDER, status__in=Job.ACTIVE_STATUSES)
+    for job in active.order_by("-created_at"):
+        if timezone.now() - job.updated_at > _stale_after():
+            lifecycle.fail(
+                job.pk, "the render stopped reporting progress and was given up"
+            )
+            continue
+        return job
+    return None
+
+
 def create_render_job(project: Project, **overrides: object) -> Job:
-    """The job row, with the render's parameters frozen at the time of asking."""
+    """The job row, with the render's inputs frozen at the time of asking: a
+    song uploaded or removed meanwhile does not change this render."""
     check_ready(project)
+    music = project.music()
+    assert music is not None  # check_ready
     params = {
         "preset": overrides.get("preset") or project.preset,
         "format": overrides.get("format") or project.output_format,
-        "duration": float(overrides.get("duration") or project.target_duration),
+        "duration": float(overrides.get("duration") or project.target_duration),  # type: ignore[arg-type]
         "style": overrides.get("style") or project.style,
+        "music": music.pk,
     }
     return Job.objects.create(
         owner=project.owner, project=project, kind=Job.Kind.RENDER, params=params
@@ -47,8 +84,16 @@ def create_render_job(project: Project, **overrides: object) -> Job:
 
 
 def start_render(project: Project, **overrides: object) -> Job:
-    """Create the job and send its canvas once the transaction commits."""
+    """Create the job and send its canvas once the transaction commits.
+
+    The project row is locked while checking for an active render, so two
+    clicks at once start one render, not two.
+    """
     with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        active = _active_render(project)
+        if active is not None:
+            raise RenderInProgress(active)
         job = create_render_job(project, **overrides)
         dispatch(job, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
     return job

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from celery import shared_task
+from celery.exceptions import Ignore
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -29,7 +30,7 @@ from workers.assembly.presets import get_preset
 from workers.assembly.stills import render_still_clip
 from workers.audio.beats import analyze_beats
 
-from .files import local_file, scratch_dir, store_file
+from .files import delete_file, local_file, scratch_dir, store_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .storyboard import DEFAULT_FOCUS
 from .storyboard import plan_scenes as plan_storyboard
@@ -59,15 +60,32 @@ def _running_job(job_id: int) -> Job | None:
     )
 
 
-def _record_timing(job_id: int, stage: str, seconds: float) -> None:
-    # Stage tasks of one job run one after another, so this read-modify-write
-    # does not race; scene timings live on the Scene rows.
-    with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job_id)
-        timings = dict(job.params.get("timings", {}))
-        timings[stage] = round(seconds, 3)
-        job.params = {**job.params, "timings": timings}
-        job.save(update_fields=["params"])
+def _job_music(job: Job) -> Asset:
+    """The song this render was asked with (frozen in the job's params)."""
+    song = Asset.objects.filter(
+        pk=job.params.get("music"), project=job.project, kind=Asset.Kind.AUDIO
+    ).first()
+    if song is None:
+        raise PipelineError("the song of this render was removed while it ran")
+    return song
+
+
+def _in_user_terms(exc: BaseException, asset: Asset) -> str:
+    """The engine's message, naming the file as the user uploaded it rather
+    than by its server-made storage name."""
+    stored = Path(asset.file.name).name
+    return lifecycle.describe_error(exc).replace(stored, asset.original_name)
+
+
+def _begin_stage(job_id: int, stage: str) -> Job | None:
+    """The job if this delivery should run ``stage``; None once the job is
+    over (failed or cancelled). A stage that already finished means this is a
+    second delivery whose successor was sent the first time: it stops here,
+    and ``Ignore`` keeps Celery from sending the successor again."""
+    job = _running_job(job_id)
+    if job is not None and lifecycle.stage_finished(job, stage):
+        raise Ignore()
+    return job
 
 
 def ensure_analysis(
@@ -78,13 +96,14 @@ def ensure_analysis(
         sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
     ).first()
     if existing is not None:
-        if progress:
-            progress.update(1.0, "music analysis reused (same song analysed before)")
         return existing
     with local_file(asset.file.name) as path:
         if progress:
             progress.update(0.1, f"analysing {asset.original_name}")
-        result = analyze_beats(path, max_seconds=settings.STUDIO_MAX_AUDIO_SECONDS)
+        try:
+            result = analyze_beats(path, max_seconds=settings.STUDIO_MAX_AUDIO_SECONDS)
+        except ValueError as exc:  # AudioDecodeError, AudioAnalysisError
+            raise PipelineError(_in_user_terms(exc, asset)) from exc
     try:
         with transaction.atomic():
             return AudioAnalysis.objects.create(
@@ -106,40 +125,30 @@ def ensure_analysis(
 
 @shared_task(name="projects.analyze_music", bind=True, **TASK_LIMITS)
 def analyze_music(self, job_id: int) -> None:
-    if not lifecycle.claim(job_id, self.request.id or "") and not lifecycle.is_running(
-        job_id
-    ):
-        return  # finished, failed or cancelled: a late second delivery
-    job = _running_job(job_id)
+    lifecycle.claim(job_id, self.request.id or "")
+    job = _begin_stage(job_id, "analyze")
     if job is None:
         return
-    project = job.project
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERING)
+    Project.objects.filter(pk=job.project_id).update(status=Project.Status.RENDERING)
     started = time.monotonic()
-    song = project.music()
-    if song is None:
-        raise PipelineError("the project has no music: upload a song first")
     with ProgressManager(job_id, "analyze") as progress:
-        analysis = ensure_analysis(song, progress)
-        progress.update(1.0, f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats")
-    _record_timing(job_id, "analyze", time.monotonic() - started)
+        analysis = ensure_analysis(_job_music(job), progress)
+        summary = f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats"
+    lifecycle.finish_stage(job_id, "analyze", time.monotonic() - started, summary)
 
 
 @shared_task(name="projects.plan_scenes", bind=True, **TASK_LIMITS)
 def plan_scenes(self, job_id: int):
-    job = _running_job(job_id)
+    job = _begin_stage(job_id, "plan")
     if job is None:
         return None
     project = job.project
     started = time.monotonic()
-    with ProgressManager(job_id, "plan") as progress:
-        song = project.music()
-        if song is None:
-            raise PipelineError("the project has no music: upload a song first")
-        analysis = ensure_analysis(song)
+    with ProgressManager(job_id, "plan"):
+        analysis = ensure_analysis(_job_music(job))
         images = list(project.images())
-        preset = get_preset(job.params.get("preset", project.preset))
-        requested = float(job.params.get("duration", project.target_duration))
+        preset = get_preset(job.params["preset"])
+        requested = float(job.params["duration"])
         duration = min(requested, analysis.duration)
         planned = plan_storyboard(
             beats=analysis.beats,
@@ -149,7 +158,12 @@ def plan_scenes(self, job_id: int):
             image_count=len(images),
         )
         with transaction.atomic():
-            # A redelivered plan replaces the scenes of its first delivery.
+            # One planner at a time per job; a delivery that finds the plan
+            # made stops, so the scenes a chord is rendering stay as they are.
+            locked = Job.objects.select_for_update().get(pk=job_id)
+            if lifecycle.stage_finished(locked, "plan"):
+                raise Ignore()
+            # Scenes of an interrupted earlier delivery are replaced.
             Scene.objects.filter(job_id=job_id).delete()
             scenes = Scene.objects.bulk_create(
                 Scene(
@@ -165,20 +179,17 @@ def plan_scenes(self, job_id: int):
                 )
                 for p in planned
             )
-            job.params = {
-                **job.params,
-                "preset": preset.name,
-                "requested_duration": requested,
-                "duration": round(duration * preset.fps) / preset.fps,
-            }
-            job.save(update_fields=["params"])
-        progress.update(1.0, f"{len(scenes)} scenes planned")
-    _record_timing(job_id, "plan", time.monotonic() - started)
-    scene_ids = list(
-        Scene.objects.filter(job_id=job_id)
-        .order_by("index")
-        .values_list("id", flat=True)
-    )
+            lifecycle.finish_stage(
+                job_id,
+                "plan",
+                time.monotonic() - started,
+                f"{len(scenes)} scenes planned",
+                params={
+                    "requested_duration": requested,
+                    "duration": round(duration * preset.fps) / preset.fps,
+                },
+            )
+    scene_ids = [scene.pk for scene in sorted(scenes, key=lambda s: s.index)]
     return fan_out(
         self, "projects.render_scene", scene_ids, "projects.assemble_render", job_id
     )
@@ -187,6 +198,8 @@ def plan_scenes(self, job_id: int):
 def clip_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
     """Everything that decides a clip's pixels, so equal inputs share one clip."""
     key = {
+        # Per owner: whether a clip exists must say nothing about other users.
+        "owner": scene.project.owner_id,
         "engine": CLIP_ENGINE_VERSION,
         "image": scene.image.sha256,
         "size": [width, height],
@@ -209,9 +222,15 @@ def _report_scene_progress(job_id: int) -> None:
 
 @shared_task(name="projects.render_scene", bind=True, **TASK_LIMITS)
 def render_scene(self, scene_id: int) -> int | None:
-    scene = Scene.objects.select_related("image", "job").filter(pk=scene_id).first()
+    scene = (
+        Scene.objects.select_related("image", "job", "project")
+        .filter(pk=scene_id)
+        .first()
+    )
     if scene is None or _running_job(scene.job_id) is None:
         return None
+    if scene.status == Scene.Status.DONE and default_storage.exists(scene.clip):
+        return scene_id  # a second delivery of a finished scene
     job = scene.job
     preset = get_preset(job.params["preset"])
     fingerprint = clip_fingerprint(scene, preset.width, preset.height, preset.fps)
@@ -240,10 +259,12 @@ def render_scene(self, scene_id: int) -> int | None:
                 )
                 store_file(out, name)
     except Exception as exc:
+        # Engines name the stored file; the user knows the photo by its name.
+        error = f"scene {scene.index}: {_in_user_terms(exc, scene.image)}"
         Scene.objects.filter(pk=scene_id).update(
-            status=Scene.Status.FAILED, error=lifecycle.describe_error(exc)
+            status=Scene.Status.FAILED, error=error
         )
-        raise
+        raise PipelineError(error) from exc
     Scene.objects.filter(pk=scene_id).update(
         status=Scene.Status.DONE,
         clip=name,
@@ -261,7 +282,8 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
     fps = preset.fps
     return {
         "manifest_version": 1,
-        "project": {"id": project.pk, "title": project.title, "style": project.style},
+        "project": {"id": project.pk, "title": project.title},
+        "style": job.params.get("style", project.style),
         "job": job.pk,
         "output": {
             "preset": preset.name,
@@ -322,7 +344,7 @@ def assemble_render(self, job_id: int) -> int | None:
         raise PipelineError(
             f"scenes {unfinished} did not finish, so the video cannot be assembled"
         )
-    song = project.music()
+    song = _job_music(job)
     analysis = ensure_analysis(song)
     preset = get_preset(job.params["preset"])
     fmt = job.params.get("format", project.output_format)
@@ -352,28 +374,36 @@ def assemble_render(self, job_id: int) -> int | None:
         video_name = store_file(video, f"{base}/video.{fmt}")
         thumb_name = store_file(thumb, f"{base}/thumbnail.jpg")
         size = Path(video).stat().st_size
-    timings = {
-        **job.params.get("timings", {}),
-        "assemble": round(time.monotonic() - started, 3),
-    }
-    manifest["timings"] = timings
-    with transaction.atomic():
-        render = Render.objects.create(
-            project=project,
-            job_id=job_id,
-            file=video_name,
-            thumbnail=thumb_name,
-            output_format=fmt,
-            preset=preset.name,
-            width=preset.width,
-            height=preset.height,
-            fps=preset.fps,
-            duration=duration,
-            size=size,
-            manifest=manifest,
-        )
-        Job.objects.filter(pk=job_id).update(params={**job.params, "timings": timings})
-        Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERED)
+    try:
+        with transaction.atomic():
+            if not lifecycle.finish_stage(
+                job_id, "assemble", time.monotonic() - started
+            ):
+                raise Ignore()  # another delivery finished this render first
+            job.refresh_from_db(fields=["params"])
+            manifest["timings"] = job.params.get("timings", {})
+            render = Render.objects.create(
+                project=project,
+                job_id=job_id,
+                file=video_name,
+                thumbnail=thumb_name,
+                output_format=fmt,
+                preset=preset.name,
+                width=preset.width,
+                height=preset.height,
+                fps=preset.fps,
+                duration=duration,
+                size=size,
+                manifest=manifest,
+            )
+            Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERED)
+    except Ignore:
+        raise
+    except BaseException:
+        # No Render row points at them: the stored files would be orphans.
+        delete_file(video_name)
+        delete_file(thumb_name)
+        raise
     lifecycle.succeed(job_id, f"{len(scenes)} scenes, {duration:.2f} s")
     return render.pk
 

@@ -13,16 +13,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.db.models import Count
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from media_jobs.models import Job
 from media_jobs.views import HtmxHttpRequest
 
 from .access import (
@@ -33,12 +30,18 @@ from .access import (
 )
 from .forms import ProjectForm, UploadForm
 from .models import Asset, AudioAnalysis, Project, Render
-from .pipeline import RenderNotReady, start_render
-from .removal import AssetInUse, remove_asset, remove_project
+from .pipeline import RenderInProgress, RenderNotReady, start_render
+from .removal import AssetInUse, ProjectBusy, remove_asset, remove_project
+from .responses import (
+    asset_response,
+    render_download_name,
+    render_thumbnail_response,
+    render_video_response,
+)
+from .upload_limits import upload_rejections
 from .uploads import UploadRejected, add_asset
 
 JOBS_SHOWN = 20
-VIDEO_CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
 
 
 @dataclass(frozen=True)
@@ -208,11 +211,18 @@ def project_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             request, "projects/project_confirm_delete.html", {"project": project}
         )
     title = project.title
-    remove_project(project)
-    messages.success(request, f"Deleted “{title}” and its files.")
+    try:
+        remove_project(project)
+    except ProjectBusy as exc:
+        # Back to the project, where its jobs are listed with their progress.
+        messages.error(request, str(exc))
+        url = _detail_url(project)
+    else:
+        messages.success(request, f"Deleted “{title}” and its files.")
+        url = reverse("projects:list")
     if request.htmx:
-        return HttpResponseClientRedirect(reverse("projects:list"))
-    return redirect("projects:list")
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 # --- assets ---------------------------------------------------------------------
@@ -225,7 +235,11 @@ def project_upload(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     accepted ones beside it are kept."""
     project = get_project_for_user(request, pk)
     form = UploadForm(request.POST, request.FILES)
-    notes: list[FileNote] = []
+    # Files the upload handler dropped for their size never reach the form.
+    notes = [
+        FileNote(name=name, ok=False, message=message)
+        for name, message in upload_rejections(request)
+    ]
     if form.is_valid():
         for upload in form.cleaned_data["files"]:
             name = upload.name or "file"
@@ -239,7 +253,8 @@ def project_upload(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 notes.append(
                     FileNote(name=asset.original_name, ok=True, message=message)
                 )
-    else:
+    elif not notes:
+        # "Choose a file" only when none was sent; a refused one has its note.
         notes.extend(
             FileNote(name="", ok=False, message=error)
             for error in form.errors.get("files", [])
@@ -283,35 +298,10 @@ def asset_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect(_detail_url(project))
 
 
-def _protect(response: FileResponse) -> FileResponse:
-    # Stored files are user material: never let a browser sniff them into
-    # something executable, and sandbox them if one is opened directly.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = (
-        "default-src 'none'; media-src 'self'; sandbox"
-    )
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
 @login_required
 @require_GET
 def asset_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
-    asset = get_asset_for_user(request, pk)
-    try:
-        handle = default_storage.open(asset.file.name, "rb")
-    except FileNotFoundError as exc:
-        raise Http404("The stored file is missing.") from exc
-    return _protect(
-        FileResponse(
-            handle,
-            content_type=asset.mime,
-            # Images and audio play inline on the project page; a document is
-            # only ever downloaded.
-            as_attachment=asset.kind == Asset.Kind.DOCUMENT,
-            filename=asset.original_name,
-        )
-    )
+    return asset_response(get_asset_for_user(request, pk))
 
 
 # --- renders --------------------------------------------------------------------
@@ -321,54 +311,26 @@ def asset_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
 @require_POST
 def project_render(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request, pk)
-    active = project.jobs.filter(
-        kind=Job.Kind.RENDER, status__in=Job.ACTIVE_STATUSES
-    ).first()
-    if active is not None:
-        # A double click must not start two renders of the same project.
+    try:
+        job = start_render(project)
+    except RenderInProgress as exc:
+        # A double click must not start two renders: show the one under way.
         messages.info(request, "A render of this project is already under way.")
-        job = active
-    else:
-        try:
-            job = start_render(project)
-        except RenderNotReady as exc:
-            if request.htmx:
-                return render(
-                    request,
-                    "projects/_render_panel.html",
-                    {"project": project, "render_error": str(exc)},
-                    status=400,
-                )
-            messages.error(request, str(exc))
-            return redirect(_detail_url(project))
+        job = exc.job
+    except RenderNotReady as exc:
+        if request.htmx:
+            return render(
+                request,
+                "projects/_render_panel.html",
+                {"project": project, "render_error": str(exc)},
+                status=400,
+            )
+        messages.error(request, str(exc))
+        return redirect(_detail_url(project))
     url = reverse("jobs:detail", args=[job.pk])
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def _download_name(render_row: Render, suffix: str) -> str:
-    stem = slugify(render_row.project.title) or "render"
-    return f"{stem}-{render_row.pk}{suffix}"
-
-
-def _stored_response(
-    name: str, content_type: str, *, filename: str, as_attachment: bool
-) -> FileResponse:
-    if not name:
-        raise Http404("This render has no such file.")
-    try:
-        handle = default_storage.open(name, "rb")
-    except FileNotFoundError as exc:
-        raise Http404("The stored file is missing.") from exc
-    return _protect(
-        FileResponse(
-            handle,
-            content_type=content_type,
-            as_attachment=as_attachment,
-            filename=filename,
-        )
-    )
 
 
 @login_required
@@ -376,25 +338,15 @@ def _stored_response(
 def render_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
     """The rendered video; ``?download=1`` asks the browser to save it."""
     render_row = get_render_for_user(request, pk)
-    fmt = render_row.output_format
-    return _stored_response(
-        render_row.file,
-        VIDEO_CONTENT_TYPES.get(fmt, "application/octet-stream"),
-        filename=_download_name(render_row, f".{fmt}"),
-        as_attachment=bool(request.GET.get("download")),
+    return render_video_response(
+        render_row, download=bool(request.GET.get("download"))
     )
 
 
 @login_required
 @require_GET
 def render_thumbnail(request: HtmxHttpRequest, pk: int) -> FileResponse:
-    render_row = get_render_for_user(request, pk)
-    return _stored_response(
-        render_row.thumbnail,
-        "image/jpeg",
-        filename=_download_name(render_row, ".jpg"),
-        as_attachment=False,
-    )
+    return render_thumbnail_response(get_render_for_user(request, pk))
 
 
 @login_required
@@ -404,6 +356,6 @@ def render_manifest(request: HtmxHttpRequest, pk: int) -> JsonResponse:
     render_row = get_render_for_user(request, pk)
     response = JsonResponse(render_row.manifest, json_dumps_params={"indent": 2})
     if request.GET.get("download"):
-        name = _download_name(render_row, "-manifest.json")
+        name = render_download_name(render_row, "-manifest.json")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Start Postgres and Redis when they are installed here but not listening.
-# Used by `make test`, `make serve` and CI; a machine that runs them elsewhere
-# sets DATABASE_URL / STUDIO_REDIS_URL and this finds them listening.
+# Start Postgres and/or Redis when they are installed here but not listening.
+#   scripts/ensure_services.sh [postgres] [redis]     (both when none is named)
+# Used by `make test` (both), `make serve` (redis) and CI.
 set -euo pipefail
+
+wanted="${*:-postgres redis}"
 
 listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
@@ -16,6 +18,7 @@ wait_for() {
     return 1
 }
 
+ensure_postgres() {
 if ! listening 127.0.0.1 5432; then
     if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1; then
         echo "starting Postgres" >&2
@@ -27,7 +30,9 @@ if ! listening 127.0.0.1 5432; then
     fi
 fi
 wait_for Postgres 127.0.0.1 5432
+}
 
+ensure_redis() {
 if ! listening 127.0.0.1 6379; then
     if command -v redis-server >/dev/null 2>&1; then
         echo "starting Redis" >&2
@@ -41,3 +46,12 @@ if ! listening 127.0.0.1 6379; then
     fi
 fi
 wait_for Redis 127.0.0.1 6379
+}
+
+for service in $wanted; do
+    case "$service" in
+        postgres) ensure_postgres ;;
+        redis) ensure_redis ;;
+        *) echo "error: unknown service $service" >&2; exit 2 ;;
+    esac
+done

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 export STUDIO_REDIS_URL="${STUDIO_REDIS_URL:-redis://127.0.0.1:6379/0}"
 export STUDIO_DEBUG="${STUDIO_DEBUG:-1}"
-scripts/ensure_services.sh
+scripts/ensure_services.sh redis
 
 .venv/bin/celery -A studio_site worker -Q cpu,io --concurrency "${STUDIO_WORKER_CONCURRENCY:-2}" \
     --loglevel INFO &

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure_services.sh
+scripts/ensure_services.sh postgres redis
 
 # Style and types first: they take seconds and fail fast.
 .venv/bin/ruff check --quiet .

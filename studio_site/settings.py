@@ -8,6 +8,7 @@ result backend and channel layer (the worker farm). The README lists them all.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -32,10 +33,16 @@ def _secret_key() -> str:
     if configured:
         return configured
     key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of two processes starting at once, one writes the key and
+        # both read it; 0o600 from the first byte.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
     return key_file.read_text().strip()
 
 
@@ -176,7 +183,9 @@ STORAGES = {
 STUDIO_MAX_UPLOAD_BYTES = env_int("STUDIO_MAX_UPLOAD_MB", 200) * 1024 * 1024
 STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 50_000_000)
 STUDIO_MAX_AUDIO_SECONDS = env_float("STUDIO_MAX_AUDIO_SECONDS", 1800.0)
-# Django itself spools big uploads to disk rather than holding them in memory.
+# Uploads are spooled to disk, and a file past STUDIO_MAX_UPLOAD_MB is dropped
+# while it arrives rather than after the whole body has been written.
+FILE_UPLOAD_HANDLERS = ["projects.upload_limits.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
@@ -211,10 +220,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_QUEUES = [Queue("cpu"), Queue("io")]
 # Routing lives here rather than on each task (Celery deprecates the task
 # ``queue`` attribute); GPU queues by memory join when GPU models do.
-CELERY_TASK_ROUTES = {
-    "projects.*": {"queue": "cpu"},
-    "media_jobs.*": {"queue": "io"},
-}
+CELERY_TASK_ROUTES = {"projects.*": {"queue": "cpu"}}
 # A failing scene reaches the render's error callback directly, not only
 # through the chord body; failing the job is idempotent either way.
 CELERY_TASK_ALLOW_ERROR_CB_ON_CHORD_HEADER = True
@@ -234,6 +240,18 @@ else:
 # web process, so the request returns at once and progress still streams.
 STUDIO_RUN_TASKS_IN_THREAD = env_bool("STUDIO_RUN_TASKS_IN_THREAD", not REDIS_URL)
 
+# Throttle counters and other short-lived values. One web process can keep
+# them in memory; several behind a balancer share them in Redis.
+CACHE_URL = env_str("STUDIO_CACHE_URL")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+    }
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -244,12 +262,23 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("STUDIO_API_ANON_RATE", "60/min"),
+        "user": env_str("STUDIO_API_USER_RATE", "1200/min"),
+        # Obtaining a token checks a password: slow down guessing.
+        "token": env_str("STUDIO_API_TOKEN_RATE", "10/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nano Banana Studio API",
     "DESCRIPTION": "Projects, assets, render jobs and their progress.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -25,6 +25,16 @@ def _media_in_tmp(settings, tmp_path):
     settings.STUDIO_RUN_TASKS_IN_THREAD = False
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters must not carry from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def alice(db):
     from tests.factories import UserFactory

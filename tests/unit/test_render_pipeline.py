@@ -9,8 +9,17 @@ import pytest
 from django.core.files.storage import default_storage
 
 from media_jobs.models import Job
+from media_jobs.orchestration import run_inline
+from media_jobs.progress import add_listener, remove_listener
 from projects.models import Project, Render, Scene
-from projects.pipeline import RenderNotReady, render_now
+from projects.pipeline import (
+    RENDER_ERROR_CALLBACK,
+    RenderNotReady,
+    create_render_job,
+    render_canvas,
+    render_now,
+)
+from projects.tasks import analyze_music, plan_scenes, render_scene
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
 from tests.media_checks import detect_cuts, nearest_distance
@@ -97,9 +106,125 @@ def test_a_failing_stage_fails_the_job_once_and_leaves_no_files(
     job = render_now(project)
 
     assert job.status == Job.Status.FAILED
-    assert job.error and "Traceback" not in job.error
+    assert job.error.startswith("song.wav: ")
+    assert "Traceback" not in job.error
     project.refresh_from_db()
     assert project.status == Project.Status.FAILED
     assert not Render.objects.exists()
     assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
     assert not (Path(settings.MEDIA_ROOT) / "renders").exists()
+
+
+def _failed_payloads(job_id: int):
+    sent: list[dict] = []
+
+    def listen(payload):
+        if payload["job"] == job_id and payload["status"] == "failed":
+            sent.append(dict(payload))
+
+    return sent, listen
+
+
+def test_a_failing_scene_fails_the_job_once_and_leaves_no_partial_files(
+    alice, sample_files, settings
+):
+    project = ProjectFactory(owner=alice, target_duration=6.0, preset="preview")
+    photo = add_asset_from_path(project, sample_files["astronaut"])
+    add_asset_from_path(project, sample_files["song"])
+    # The stored photo is damaged after upload: its scenes cannot be rendered.
+    Path(default_storage.path(photo.file.name)).write_bytes(
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    )
+    job = create_render_job(project)
+    sent, listen = _failed_payloads(job.pk)
+
+    add_listener(listen)
+    try:
+        run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+    finally:
+        remove_listener(listen)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error == "scene 0: astronaut.png: not an image that can be read"
+    assert len(sent) == 1
+    assert Scene.objects.filter(job=job, status=Scene.Status.FAILED).exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert not list(media.glob("cache/clips/*"))
+    assert not (media / "renders").exists()
+    assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
+
+
+def test_a_second_delivery_of_the_analysis_is_ignored(project):
+    job = create_render_job(project)
+    analyze_music.apply(args=(job.pk,))
+    job.refresh_from_db()
+    first = dict(job.params)
+
+    again = analyze_music.apply(args=(job.pk,))
+
+    job.refresh_from_db()
+    assert again.state == "IGNORED"
+    assert job.status == Job.Status.RUNNING
+    assert job.params == first
+    assert job.params["stages_finished"] == ["analyze"]
+
+
+def test_a_second_delivery_of_the_plan_keeps_the_scenes_and_fans_out_once(
+    project, monkeypatch
+):
+    fanned_out: list[list[int]] = []
+    monkeypatch.setattr(
+        "projects.tasks.fan_out",
+        lambda task, item, ids, callback, job_id: fanned_out.append(list(ids)),
+    )
+    job = create_render_job(project)
+    analyze_music.apply(args=(job.pk,))
+    plan_scenes.apply(args=(job.pk,))
+    scenes = list(Scene.objects.filter(job=job).values_list("pk", flat=True))
+
+    again = plan_scenes.apply(args=(job.pk,))
+
+    assert again.state == "IGNORED"
+    assert list(Scene.objects.filter(job=job).values_list("pk", flat=True)) == scenes
+    assert fanned_out == [sorted(scenes)]
+
+
+def test_a_second_delivery_of_a_finished_scene_does_not_render_it_again(
+    project, monkeypatch
+):
+    monkeypatch.setattr("projects.tasks.fan_out", lambda *args: None)
+    job = create_render_job(project)
+    analyze_music.apply(args=(job.pk,))
+    plan_scenes.apply(args=(job.pk,))
+    scene = Scene.objects.filter(job=job).first()
+    render_scene.apply(args=(scene.pk,))
+    scene.refresh_from_db()
+    clip = Path(default_storage.path(scene.clip))
+    written = clip.stat().st_mtime_ns
+
+    render_scene.apply(args=(scene.pk,))
+
+    again = Scene.objects.get(pk=scene.pk)
+    assert (again.status, again.seconds) == (Scene.Status.DONE, scene.seconds)
+    assert clip.stat().st_mtime_ns == written
+
+
+def test_a_render_uses_the_song_it_was_started_with(project, sample_files, tmp_path):
+    job = create_render_job(project)
+    from workers.audio.synth import SongSpec, synthesize_song, write_wav
+
+    other = write_wav(
+        tmp_path / "other.wav",
+        synthesize_song(SongSpec(bpm=90.0, seed=3, sections=(("verse", 4),))),
+    )
+    add_asset_from_path(project, other)  # uploaded while the job waits
+
+    run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+
+    job.refresh_from_db()
+    render = Render.objects.get(job=job)
+    assert job.status == Job.Status.SUCCEEDED
+    song = project.assets.get(pk=job.params["music"])
+    assert render.manifest["music"]["sha256"] == song.sha256
+    assert song.original_name == "song.wav"

@@ -1,0 +1,75 @@
+"""Serving stored user files (assets, rendered videos, thumbnails) to the
+browser, the same way for the pages and the API."""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.utils.text import slugify
+
+from .models import Asset, Render
+
+VIDEO_CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+
+
+def stored_file_response(
+    name: str, content_type: str, *, filename: str, as_attachment: bool
+) -> FileResponse:
+    """The stored file ``name`` as a protected download; 404 when there is none."""
+    if not name:
+        raise Http404("There is no such file.")
+    try:
+        handle = default_storage.open(name, "rb")
+    except FileNotFoundError as exc:
+        raise Http404("The stored file is missing.") from exc
+    response = FileResponse(
+        handle,
+        content_type=content_type,
+        as_attachment=as_attachment,
+        filename=filename,
+    )
+    # Stored files are user material: never let a browser sniff them into
+    # something executable, sandbox them if one is opened directly, and keep
+    # them out of shared caches (they are only for their owner).
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; media-src 'self'; sandbox"
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def asset_response(asset: Asset) -> FileResponse:
+    # Images and audio play inline on the project page; a document is only
+    # ever downloaded, never rendered by the browser.
+    return stored_file_response(
+        asset.file.name,
+        asset.mime,
+        filename=asset.original_name,
+        as_attachment=asset.kind == Asset.Kind.DOCUMENT,
+    )
+
+
+def render_download_name(render: Render, suffix: str) -> str:
+    stem = slugify(render.project.title) or "render"
+    return f"{stem}-{render.pk}{suffix}"
+
+
+def render_video_response(render: Render, *, download: bool) -> FileResponse:
+    """The rendered video; ``download`` asks the browser to save it."""
+    fmt = render.output_format
+    return stored_file_response(
+        render.file,
+        VIDEO_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+        filename=render_download_name(render, f".{fmt}"),
+        as_attachment=download,
+    )
+
+
+def render_thumbnail_response(render: Render) -> FileResponse:
+    return stored_file_response(
+        render.thumbnail,
+        "image/jpeg",
+        filename=render_download_name(render, ".jpg"),
+        as_attachment=False,
+    )
