@@ -5,9 +5,12 @@ failure reported by two paths at once, changes the job exactly once."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import Job
@@ -88,6 +91,25 @@ def finish_stage(
         if message:
             changes["message"] = message[:500]
         return change_and_publish(job_id, [Job.Status.RUNNING], changes)
+
+
+def _stale_after() -> timedelta:
+    # No stage of a live job goes longer than one task's hard limit without
+    # writing progress to its row.
+    return timedelta(seconds=settings.TASK_TIME_LIMIT + 60)
+
+
+def live_jobs(jobs: QuerySet[Job]) -> list[Job]:
+    """The queued and running jobs among ``jobs``, oldest first, after failing
+    those that stopped reporting (their worker or web process died), so a
+    dead job cannot block its project for ever."""
+    live = []
+    for job in jobs.filter(status__in=Job.ACTIVE_STATUSES).order_by("created_at"):
+        if timezone.now() - job.updated_at > _stale_after():
+            fail(job.pk, "the job stopped reporting progress and was given up")
+        else:
+            live.append(job)
+    return live
 
 
 def describe_error(exc: BaseException) -> str:

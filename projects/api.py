@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -26,7 +26,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from media_jobs.api import JobSerializer
-from media_jobs.models import Job
 
 from .access import assets_for_user, projects_for_user, renders_for_user
 from .models import (
@@ -37,12 +36,11 @@ from .models import (
     Project,
     Render,
 )
-from .pipeline import RenderNotReady, start_render
-from .removal import AssetInUse, remove_asset, remove_project
+from .pipeline import RenderInProgress, RenderNotReady, start_render
+from .removal import AssetInUse, ProjectBusy, remove_asset, remove_project
+from .responses import render_thumbnail_response, render_video_response
+from .upload_limits import upload_rejections
 from .uploads import UploadRejected, add_asset
-
-VIDEO_CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
-
 
 # --- serializers ------------------------------------------------------------------
 
@@ -188,6 +186,15 @@ class PassthroughRenderer(BaseRenderer):
 @extend_schema_view(
     list=extend_schema(summary="Your projects"),
     create=extend_schema(summary="Create a project"),
+    destroy=extend_schema(
+        summary="Delete a project and its files",
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                ErrorSerializer, description="A job of the project is under way."
+            ),
+        },
+    ),
 )
 class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
@@ -199,8 +206,13 @@ class ProjectViewSet(viewsets.ModelViewSet):
         # The owner is always the caller; an "owner" in the body is ignored.
         serializer.save(owner=self.request.user)
 
-    def perform_destroy(self, instance: Project) -> None:
-        remove_project(instance)
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        project = self.get_object()
+        try:
+            remove_project(project)
+        except ProjectBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         methods=["GET"],
@@ -230,7 +242,15 @@ class ProjectViewSet(viewsets.ModelViewSet):
         if request.method == "GET":
             assets = project.assets.order_by("created_at", "id")
             return Response(AssetSerializer(assets, many=True).data)
-        upload = AssetUploadSerializer(data=request.data)
+        data = request.data
+        # A file the upload handler dropped for its size never reaches ``data``.
+        refused = upload_rejections(request)
+        if refused:
+            return Response(
+                {"file": [message for _name, message in refused]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        upload = AssetUploadSerializer(data=data)
         upload.is_valid(raise_exception=True)
         try:
             asset = add_asset(project, upload.validated_data["file"])
@@ -261,13 +281,12 @@ class ProjectViewSet(viewsets.ModelViewSet):
         project = self.get_object()
         overrides = RenderRequestSerializer(data=request.data)
         overrides.is_valid(raise_exception=True)
-        active = project.jobs.filter(
-            kind=Job.Kind.RENDER, status__in=Job.ACTIVE_STATUSES
-        ).first()
-        if active is not None:
-            return Response(JobSerializer(active).data, status=status.HTTP_409_CONFLICT)
         try:
             job = start_render(project, **overrides.validated_data)
+        except RenderInProgress as exc:
+            return Response(
+                JobSerializer(exc.job).data, status=status.HTTP_409_CONFLICT
+            )
         except RenderNotReady as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -291,7 +310,8 @@ class AssetViewSet(
         responses={
             204: None,
             409: OpenApiResponse(
-                ErrorSerializer, description="Used by a render's scenes."
+                ErrorSerializer,
+                description="Used by a render's scenes or an active render's song.",
             ),
         }
     )
@@ -304,18 +324,6 @@ class AssetViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _file_response(name: str, content_type: str, filename: str) -> FileResponse:
-    if not name:
-        raise Http404
-    try:
-        handle = default_storage.open(name, "rb")
-    except FileNotFoundError as exc:
-        raise Http404 from exc
-    response = FileResponse(handle, content_type=content_type, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 class RenderViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RenderSerializer
 
@@ -324,6 +332,13 @@ class RenderViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Download the video",
+        parameters=[
+            OpenApiParameter(
+                "download",
+                OpenApiTypes.BOOL,
+                description="Send it as an attachment (the browser saves it).",
+            )
+        ],
         responses={(200, "video/mp4"): OpenApiTypes.BINARY},
     )
     @action(
@@ -332,12 +347,8 @@ class RenderViewSet(viewsets.ReadOnlyModelViewSet):
         renderer_classes=[JSONRenderer, PassthroughRenderer],
     )
     def video(self, request: Request, pk: str | None = None) -> FileResponse:
-        render = self.get_object()
-        fmt = render.output_format
-        return _file_response(
-            render.file,
-            VIDEO_CONTENT_TYPES.get(fmt, "application/octet-stream"),
-            f"render-{render.pk}.{fmt}",
+        return render_video_response(
+            self.get_object(), download=bool(request.query_params.get("download"))
         )
 
     @extend_schema(
@@ -350,5 +361,4 @@ class RenderViewSet(viewsets.ReadOnlyModelViewSet):
         renderer_classes=[JSONRenderer, PassthroughRenderer],
     )
     def thumbnail(self, request: Request, pk: str | None = None) -> FileResponse:
-        render = self.get_object()
-        return _file_response(render.thumbnail, "image/jpeg", f"render-{render.pk}.jpg")
+        return render_thumbnail_response(self.get_object())

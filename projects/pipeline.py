@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery.canvas import Signature
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from media_jobs import lifecycle
 from media_jobs.models import Job
@@ -45,24 +41,9 @@ def check_ready(project: Project) -> None:
         raise RenderNotReady(f"Upload {' and '.join(missing)} before rendering.")
 
 
-def _stale_after() -> timedelta:
-    # No stage of a live render goes longer than one task's hard limit
-    # without writing progress to its row.
-    return timedelta(seconds=settings.TASK_TIME_LIMIT + 60)
-
-
 def _active_render(project: Project) -> Job | None:
-    """The project's active render, failing one that stopped reporting (its
-    worker or web process died) so it cannot block the project for ever."""
-    active = project.jobs.filter(kind=Job.Kind.RENDER, status__in=Job.ACTIVE_STATUSES)
-    for job in active.order_by("-created_at"):
-        if timezone.now() - job.updated_at > _stale_after():
-            lifecycle.fail(
-                job.pk, "the render stopped reporting progress and was given up"
-            )
-            continue
-        return job
-    return None
+    renders = lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.RENDER))
+    return renders[-1] if renders else None
 
 
 def create_render_job(project: Project, **overrides: object) -> Job:

@@ -18,6 +18,7 @@ import logging
 from django.db import transaction
 from django.db.models import ProtectedError, Q
 
+from media_jobs import lifecycle
 from media_jobs.models import Job
 
 from .files import delete_file
@@ -50,9 +51,7 @@ def _lock(project: Project) -> None:
 
 
 def _active_jobs(project: Project) -> list[Job]:
-    return list(
-        project.jobs.filter(status__in=Job.ACTIVE_STATUSES).order_by("created_at")
-    )
+    return lifecycle.live_jobs(project.jobs.all())
 
 
 def _job_using_song(asset: Asset) -> Job | None:
@@ -66,9 +65,7 @@ def _job_using_song(asset: Asset) -> Job | None:
     # Renders asked before the song was frozen in their params read the
     # project's current song when they reach it: protect that one.
     legacy = [
-        job
-        for job in jobs
-        if job.kind == Job.Kind.RENDER and "music" not in job.params
+        job for job in jobs if job.kind == Job.Kind.RENDER and "music" not in job.params
     ]
     if legacy:
         current = asset.project.music()
@@ -123,9 +120,7 @@ def remove_project(project: Project) -> None:
                 f"{job.get_status_display().lower()} (#{job.pk}); delete the "
                 "project once it has finished."
             )
-        names = [
-            name for name in project.assets.values_list("file", flat=True) if name
-        ]
+        names = [name for name in project.assets.values_list("file", flat=True) if name]
         for video, thumbnail in project.renders.values_list("file", "thumbnail"):
             names.extend(n for n in (video, thumbnail) if n)
         # Scene.image protects assets; the project's scenes go with it anyway,

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from media_jobs.models import Job
 from media_jobs.views import HtmxHttpRequest
 
 from .access import (
@@ -29,7 +30,7 @@ from .access import (
     projects_for_user,
 )
 from .forms import ProjectForm, UploadForm
-from .models import Asset, AudioAnalysis, Project, Render
+from .models import Asset, AudioAnalysis, Project
 from .pipeline import RenderInProgress, RenderNotReady, start_render
 from .removal import AssetInUse, ProjectBusy, remove_asset, remove_project
 from .responses import (
@@ -208,7 +209,14 @@ def project_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request, pk)
     if request.method != "POST":
         return render(
-            request, "projects/project_confirm_delete.html", {"project": project}
+            request,
+            "projects/project_confirm_delete.html",
+            {
+                "project": project,
+                "active_job": project.jobs.filter(
+                    status__in=Job.ACTIVE_STATUSES
+                ).first(),
+            },
         )
     title = project.title
     try:
@@ -338,9 +346,7 @@ def project_render(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def render_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
     """The rendered video; ``?download=1`` asks the browser to save it."""
     render_row = get_render_for_user(request, pk)
-    return render_video_response(
-        render_row, download=bool(request.GET.get("download"))
-    )
+    return render_video_response(render_row, download=bool(request.GET.get("download")))
 
 
 @login_required

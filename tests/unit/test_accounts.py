@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django import forms
 from django.contrib.auth import get_user_model
+from django.template.loader import render_to_string
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from tests.factories import UserFactory
+from tests.factories import ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,6 +87,29 @@ def test_pages_send_anonymous_visitors_to_the_login_page(client, url):
 
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+def test_help_text_of_a_form_field_is_shown_as_text_not_markup():
+    class NoteForm(forms.Form):
+        note = forms.CharField(help_text="<script>alert(1)</script> & more")
+
+    html = render_to_string("_form_fields.html", {"form": NoteForm()})
+
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
+    assert "<script>" not in html
+
+
+@pytest.mark.parametrize("page", ["signup", "password_change"])
+def test_the_password_rules_are_shown_as_a_list(client, alice, settings, page):
+    settings.STUDIO_ALLOW_SIGNUP = True
+    if page == "password_change":
+        client.force_login(alice)
+
+    html = client.get(reverse(page)).content.decode()
+
+    assert '<small class="help"><ul><li>' in html
+    assert "at least 8 characters" in html
+    assert "&lt;li&gt;" not in html
 
 
 def test_the_home_page_redirects_to_the_project_list(alice_client):
@@ -170,3 +195,18 @@ def test_the_admin_is_closed_to_users_who_are_not_staff(alice_client):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_can_set_the_owner_of_a_new_project_but_never_change_it(client, alice):
+    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    project = ProjectFactory(owner=alice)
+
+    add_page = client.get("/admin/projects/project/add/").content.decode()
+    change_page = client.get(
+        f"/admin/projects/project/{project.pk}/change/"
+    ).content.decode()
+
+    assert 'name="owner"' in add_page
+    assert 'name="owner"' not in change_page
+    assert "alice" in change_page

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.validation import validate_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
 
 from media_jobs.models import Job
 from projects.models import Asset, Project
@@ -21,8 +22,10 @@ from tests.unit.web_helpers import (
     HTML_POLYGLOT,
     files_under,
     finished_render,
+    media_files,
     multipart_body,
     png_bytes,
+    stored_audio_asset,
     stored_image_asset,
 )
 
@@ -46,10 +49,6 @@ def ready_project(project, sample_files) -> Project:
     add_asset_from_path(project, sample_files["astronaut"])
     add_asset_from_path(project, sample_files["song"])
     return project
-
-
-def media_files() -> list[Path]:
-    return files_under(django_settings.MEDIA_ROOT)
 
 
 # --- projects -------------------------------------------------------------------------
@@ -99,6 +98,19 @@ def test_listing_retrieving_updating_and_deleting_a_project(api, project):
     assert listed["count"] == 1 and listed["results"][0]["id"] == project.pk
     assert retrieved["title"] == "Summer song"
     assert patched.status_code == 200 and patched.json()["target_duration"] == 45.0
+    assert deleted.status_code == 204
+    assert not Project.objects.filter(pk=project.pk).exists()
+
+
+def test_a_project_with_a_job_under_way_is_a_409_and_stays(api, project):
+    job = JobFactory(project=project, status=Job.Status.QUEUED)
+
+    refused = api.delete(f"/api/projects/{project.pk}/")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED)
+    deleted = api.delete(f"/api/projects/{project.pk}/")
+
+    assert refused.status_code == 409
+    assert f"(#{job.pk})" in refused.json()["detail"]
     assert deleted.status_code == 204
     assert not Project.objects.filter(pk=project.pk).exists()
 
@@ -209,6 +221,51 @@ def test_an_asset_used_by_a_render_cannot_be_deleted(api, project):
 
     assert response.status_code == 409
     assert Path(asset.file.path).exists()
+
+
+def test_the_song_of_a_render_under_way_cannot_be_deleted(api, ready_project):
+    job = api.post(f"/api/projects/{ready_project.pk}/render/", {}, format="json")
+    song = ready_project.music()
+
+    response = api.delete(f"/api/assets/{song.pk}/")
+
+    assert response.status_code == 409
+    assert f"is the song of render #{job.json()['id']}" in response.json()["detail"]
+    assert Asset.objects.filter(pk=song.pk).exists()
+    assert Path(song.file.path).exists()
+
+
+def test_a_newer_song_the_running_render_does_not_use_can_be_deleted(
+    api, ready_project
+):
+    api.post(f"/api/projects/{ready_project.pk}/render/", {}, format="json")
+    newer = stored_audio_asset(ready_project)
+
+    response = api.delete(f"/api/assets/{newer.pk}/")
+
+    assert response.status_code == 204
+    assert not Asset.objects.filter(pk=newer.pk).exists()
+
+
+def test_a_render_from_before_the_song_was_frozen_protects_the_current_song(
+    api, ready_project
+):
+    # Such a job reads the project's newest song when its stage runs.
+    JobFactory(project=ready_project, status=Job.Status.RUNNING, params={})
+    song = ready_project.music()
+
+    response = api.delete(f"/api/assets/{song.pk}/")
+
+    assert response.status_code == 409
+    assert Asset.objects.filter(pk=song.pk).exists()
+
+
+def test_a_finished_render_does_not_protect_its_song(api, ready_project):
+    job = api.post(f"/api/projects/{ready_project.pk}/render/", {}, format="json")
+    Job.objects.filter(pk=job.json()["id"]).update(status=Job.Status.FAILED)
+    song = ready_project.music()
+
+    assert api.delete(f"/api/assets/{song.pk}/").status_code == 204
 
 
 # --- renders and jobs -----------------------------------------------------------------
@@ -336,6 +393,22 @@ def test_a_render_shows_its_metadata_manifest_and_downloads(api, project):
     assert b"".join(video.streaming_content).startswith(b"\x00\x00\x00\x18ftyp")
 
 
+def test_api_downloads_carry_the_same_protective_headers_as_the_pages(api, project):
+    render = finished_render(JobFactory(project=project), stored_image_asset(project))
+
+    video = api.get(f"/api/renders/{render.pk}/video/")
+    download = api.get(f"/api/renders/{render.pk}/video/?download=1")
+    thumb = api.get(f"/api/renders/{render.pk}/thumbnail/")
+
+    assert video["Content-Disposition"].startswith("inline")
+    assert download["Content-Disposition"].startswith("attachment")
+    assert thumb["Content-Type"] == "image/jpeg"
+    for response in (video, download, thumb):
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"].endswith("sandbox")
+        assert response["Cache-Control"].startswith("private")
+
+
 # --- authentication and schema --------------------------------------------------------
 
 
@@ -368,6 +441,33 @@ def test_the_api_refuses_anonymous_callers_and_wrong_tokens(alice):
         ).status_code
         == 400
     )
+
+
+def test_repeated_token_requests_are_throttled(alice, monkeypatch):
+    # DRF reads the rates into the class once, at import; settings come too late.
+    monkeypatch.setattr(
+        ScopedRateThrottle,
+        "THROTTLE_RATES",
+        {**ScopedRateThrottle.THROTTLE_RATES, "token": "2/min"},
+    )
+    anonymous = APIClient()
+
+    guesses = [
+        anonymous.post("/api/token/", {"username": "alice", "password": f"guess{n}"})
+        for n in range(2)
+    ]
+    right = anonymous.post("/api/token/", {"username": "alice", "password": PASSWORD})
+
+    assert [g.status_code for g in guesses] == [400, 400]
+    assert right.status_code == 429
+    assert "Retry-After" in right
+    assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_schema_and_docs_are_refused_to_anonymous_callers(path):
+    # Session authentication comes first, so DRF answers 403 rather than 401.
+    assert APIClient().get(path).status_code == 403
 
 
 def test_the_schema_is_a_valid_openapi_document(api):

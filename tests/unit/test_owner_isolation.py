@@ -209,3 +209,22 @@ def test_api_lists_show_charlie_nothing_of_alices(alice, charlie, world, path):
         "previous": None,
         "results": [],
     }
+
+
+def test_asset_access_follows_the_project_owner_not_the_assets_owner_copy(
+    alice_client, charlie, world
+):
+    # Asset.owner is a denormalized copy; if it ever disagrees, the project's
+    # owner decides who may see the file.
+    Asset.objects.filter(pk=world.asset.pk).update(owner=charlie)
+    as_charlie = APIClient()
+    as_charlie.force_authenticate(charlie)
+
+    assert (
+        alice_client.get(
+            reverse("projects:asset_file", args=[world.asset.pk])
+        ).status_code
+        == 200
+    )
+    assert as_charlie.get(f"/api/assets/{world.asset.pk}/").status_code == 404
+    assert as_charlie.get("/api/assets/").json()["count"] == 0

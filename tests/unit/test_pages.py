@@ -18,6 +18,7 @@ from tests.unit.web_helpers import (
     HTML_POLYGLOT,
     files_under,
     finished_render,
+    media_files,
     multipart_body,
     png_bytes,
     stored_document_asset,
@@ -27,10 +28,6 @@ from tests.unit.web_helpers import (
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-def media_files() -> list[Path]:
-    return files_under(django_settings.MEDIA_ROOT)
 
 
 @pytest.fixture
@@ -184,6 +181,24 @@ def test_deleting_a_project_removes_it_and_its_files(alice_client, project):
     assert not Project.objects.filter(pk=project.pk).exists()
     assert not Job.objects.filter(pk=job.pk).exists()
     assert media_files() == []
+
+
+def test_a_project_with_a_job_under_way_is_not_deleted(alice_client, project):
+    stored_image_asset(project)
+    job = JobFactory(project=project, status=Job.Status.RUNNING)
+
+    confirm = alice_client.get(reverse("projects:delete", args=[project.pk]))
+    response = alice_client.post(
+        reverse("projects:delete", args=[project.pk]), follow=True
+    )
+
+    assert f"Job #{job.pk}</a> of this project is running" in confirm.content.decode()
+    assert response.redirect_chain == [
+        (reverse("projects:detail", args=[project.pk]), 302)
+    ]
+    assert "delete the project once it has finished" in response.content.decode()
+    assert Project.objects.filter(pk=project.pk).exists()
+    assert len(media_files()) == 1
 
 
 # --- uploads --------------------------------------------------------------------------
@@ -369,6 +384,19 @@ def test_removing_an_asset_deletes_its_file(alice_client, project):
     assert not stored.exists()
 
 
+def test_the_song_of_a_render_under_way_cannot_be_removed(alice_client, ready_project):
+    alice_client.post(reverse("projects:render", args=[ready_project.pk]))
+    song = ready_project.music()
+
+    response = alice_client.post(
+        reverse("projects:asset_delete", args=[song.pk]), headers=HTMX
+    )
+
+    assert response.status_code == 409
+    assert "is the song of render" in response.content.decode()
+    assert Path(song.file.path).exists()
+
+
 def test_an_image_is_served_inline_with_its_stored_type_and_nosniff(
     alice_client, project
 ):
@@ -379,6 +407,8 @@ def test_an_image_is_served_inline_with_its_stored_type_and_nosniff(
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"].endswith("sandbox")
+    assert response["Cache-Control"].startswith("private")
     assert response["Content-Disposition"].startswith("inline")
     assert b"".join(response.streaming_content) == png_bytes((10, 120, 200))
 
@@ -462,6 +492,18 @@ def test_a_second_click_on_render_does_not_start_a_second_render(
 
     assert Job.objects.count() == 1
     assert first["Location"] == second["Location"]
+
+
+def test_a_second_click_on_render_with_htmx_opens_the_render_under_way(
+    alice_client, ready_project
+):
+    alice_client.post(reverse("projects:render", args=[ready_project.pk]))
+    second = alice_client.post(
+        reverse("projects:render", args=[ready_project.pk]), headers=HTMX
+    )
+
+    job = Job.objects.get()
+    assert second["HX-Redirect"] == reverse("jobs:detail", args=[job.pk])
 
 
 # --- job pages ------------------------------------------------------------------------
@@ -555,7 +597,12 @@ def test_the_render_downloads_serve_the_stored_files(alice_client, project):
     assert video["Content-Type"] == "video/mp4"
     assert b"".join(video.streaming_content).startswith(b"\x00\x00\x00\x18ftyp")
     assert download["Content-Disposition"].startswith("attachment")
+    assert video["Content-Disposition"].startswith("inline")
     assert thumb["Content-Type"] == "image/jpeg"
+    for response in (video, download, thumb):
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"].endswith("sandbox")
+        assert response["Cache-Control"].startswith("private")
     assert manifest.json() == {"manifest_version": 1, "job": job.pk, "cuts": []}
 
 

@@ -228,3 +228,25 @@ def test_a_render_uses_the_song_it_was_started_with(project, sample_files, tmp_p
     song = project.assets.get(pk=job.params["music"])
     assert render.manifest["music"]["sha256"] == song.sha256
     assert song.original_name == "song.wav"
+
+
+def test_a_render_that_stopped_reporting_does_not_block_the_project(project, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from projects.pipeline import RenderInProgress, start_render
+
+    stuck = create_render_job(project)
+    Job.objects.filter(pk=stuck.pk).update(status=Job.Status.RUNNING)
+    with pytest.raises(RenderInProgress):
+        start_render(project)  # a live render does block a second one
+
+    long_ago = timezone.now() - timedelta(seconds=settings.TASK_TIME_LIMIT + 120)
+    Job.objects.filter(pk=stuck.pk).update(updated_at=long_ago)
+    fresh = start_render(project)
+
+    stuck.refresh_from_db()
+    assert stuck.status == Job.Status.FAILED
+    assert "stopped reporting" in stuck.error
+    assert fresh.pk != stuck.pk and fresh.status == Job.Status.QUEUED

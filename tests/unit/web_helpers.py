@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
@@ -30,6 +31,11 @@ def files_under(root: Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def media_files() -> list[Path]:
+    """Every file under MEDIA_ROOT (a temp folder per test)."""
+    return files_under(settings.MEDIA_ROOT)
 
 
 def multipart_body(
@@ -90,6 +96,25 @@ def stored_document_asset(project: Project, *, text: str = "Verse one.\n") -> As
         extension=".md",
         sha256="d" * 64,
         size=len(content),
+    )
+    asset.file.save("upload", ContentFile(content), save=False)
+    asset.save()
+    return asset
+
+
+def stored_audio_asset(project: Project, *, name: str = "take2.wav") -> Asset:
+    """An audio asset row with a stand-in file, for tests that never play it."""
+    content = b"RIFF\x24\x00\x00\x00WAVE stand-in"
+    asset = Asset(
+        project=project,
+        owner=project.owner,
+        kind=Asset.Kind.AUDIO,
+        original_name=name,
+        mime="audio/wav",
+        extension=".wav",
+        sha256="a" * 64,
+        size=len(content),
+        duration=12.0,
     )
     asset.file.save("upload", ContentFile(content), save=False)
     asset.save()
