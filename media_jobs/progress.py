@@ -135,13 +135,20 @@ class ProgressManager:
     """
 
     def __init__(
-        self, job_id: int, stage: str, *, min_interval: float = MIN_INTERVAL_S
+        self,
+        job_id: int,
+        stage: str,
+        *,
+        span: tuple[float, float] | None = None,
+        min_interval: float = MIN_INTERVAL_S,
     ):
-        if stage not in STAGE_SPANS:
+        """``span``: the stage's slice of the job's progress; by default the
+        render's (``STAGE_SPANS``). A job with one stage passes (0, 1)."""
+        if span is None and stage not in STAGE_SPANS:
             raise ValueError(f"unknown stage {stage!r}")
         self.job_id = job_id
         self.stage = stage
-        self.start, self.end = STAGE_SPANS[stage]
+        self.start, self.end = span or STAGE_SPANS[stage]
         self.min_interval = min_interval
         self._last_sent = 0.0
         self._last_fraction = -1.0

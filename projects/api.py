@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -28,19 +29,25 @@ from rest_framework.response import Response
 from media_jobs.api import JobSerializer
 
 from .access import assets_for_user, projects_for_user, renders_for_user
+from .analysis import analysis_svg, find_analysis
 from .models import (
     FORMAT_CHOICES,
     PRESET_CHOICES,
     STYLE_CHOICES,
     Asset,
+    AudioAnalysis,
     Project,
     Render,
 )
 from .pipeline import RenderInProgress, RenderNotReady, start_render
 from .removal import AssetInUse, ProjectBusy, remove_asset, remove_project
-from .responses import render_thumbnail_response, render_video_response
+from .responses import (
+    render_thumbnail_response,
+    render_video_response,
+    svg_response,
+)
 from .upload_limits import upload_rejections
-from .uploads import UploadRejected, add_asset
+from .uploads import UploadRejected, accept_upload
 
 # --- serializers ------------------------------------------------------------------
 
@@ -253,7 +260,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         upload = AssetUploadSerializer(data=data)
         upload.is_valid(raise_exception=True)
         try:
-            asset = add_asset(project, upload.validated_data["file"])
+            asset = accept_upload(project, upload.validated_data["file"])
         except UploadRejected as exc:
             return Response({"file": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
@@ -315,6 +322,39 @@ class AssetViewSet(
             ),
         }
     )
+    def _analysis(self) -> AudioAnalysis:
+        asset = self.get_object()
+        analysis = (
+            find_analysis(asset.sha256) if asset.kind == Asset.Kind.AUDIO else None
+        )
+        if analysis is None:
+            raise NotFound("This asset is not a song or has not been analysed yet.")
+        return analysis
+
+    @extend_schema(
+        summary="The song's music analysis",
+        description="The `analyze_audio --json` shape: duration, bpm, "
+        "bpm_confidence, beats, downbeats, onsets, sections, energy; then meter, "
+        "tempo_curve and loudness_lufs.",
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def analysis(self, request: Request, pk: str | None = None) -> Response:
+        return Response(self._analysis().to_contract())
+
+    @extend_schema(
+        summary="The song's picture (SVG)",
+        responses={(200, "image/svg+xml"): OpenApiTypes.BINARY, 404: ErrorSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="picture",
+        renderer_classes=[JSONRenderer, PassthroughRenderer],
+    )
+    def picture(self, request: Request, pk: str | None = None) -> HttpResponse:
+        return svg_response(analysis_svg(self._analysis()))
+
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         asset = self.get_object()
         try:

@@ -137,6 +137,13 @@ class AudioAnalysis(models.Model):
     onsets = models.JSONField(default=list)
     sections = models.JSONField(default=list)
     energy = models.JSONField(default=dict)
+    meter = models.PositiveSmallIntegerField(default=4, help_text="Beats per bar.")
+    tempo_curve = models.JSONField(default=list)
+    loudness_lufs = models.FloatField(null=True, blank=True)
+    # Min and max of the waveform per picture column, so the picture is drawn
+    # without decoding the song again.
+    peaks = models.JSONField(default=list)
+    seconds = models.FloatField(null=True, blank=True, help_text="Engine time.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -149,6 +156,22 @@ class AudioAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]} {self.bpm:.1f} BPM"
+
+    def to_contract(self) -> dict[str, object]:
+        """The ``analyze_audio --json`` shape (DESIGN.md), then the extras."""
+        return {
+            "duration": self.duration,
+            "bpm": self.bpm,
+            "bpm_confidence": self.bpm_confidence,
+            "beats": self.beats,
+            "downbeats": self.downbeats,
+            "onsets": self.onsets,
+            "sections": self.sections,
+            "energy": self.energy,
+            "meter": self.meter,
+            "tempo_curve": self.tempo_curve,
+            "loudness_lufs": self.loudness_lufs,
+        }
 
 
 class Scene(models.Model):

@@ -9,7 +9,7 @@ from media_jobs import lifecycle
 from media_jobs.models import Job
 from media_jobs.orchestration import dispatch, pipeline, run_inline
 
-from .models import Project
+from .models import Asset, Project
 
 RENDER_STAGES = ("projects.analyze_music", "projects.plan_scenes")
 RENDER_ERROR_CALLBACK = "projects.render_failed"
@@ -77,6 +77,24 @@ def start_render(project: Project, **overrides: object) -> Job:
             raise RenderInProgress(active)
         job = create_render_job(project, **overrides)
         dispatch(job, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+    return job
+
+
+def start_analysis(song: Asset) -> Job:
+    """An analysis job for a song just uploaded (no-op work when the same
+    song was analysed before: the job finishes at once)."""
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=song.project.owner,
+            project=song.project,
+            kind=Job.Kind.ANALYZE,
+            params={"asset": song.pk},
+        )
+        dispatch(
+            job,
+            pipeline(job.pk, ["projects.analyze_song"], on_error="projects.job_failed"),
+            "projects.job_failed",
+        )
     return job
 
 

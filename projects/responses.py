@@ -4,7 +4,7 @@ browser, the same way for the pages and the API."""
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.utils.text import slugify
 
 from .models import Asset, Render
@@ -73,3 +73,15 @@ def render_thumbnail_response(render: Render) -> FileResponse:
         filename=render_download_name(render, ".jpg"),
         as_attachment=False,
     )
+
+
+def svg_response(svg: str) -> HttpResponse:
+    """A picture the studio drew (no user markup in it); still sandboxed, so
+    an SVG opened on its own can never run anything."""
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -19,7 +19,7 @@ from celery import shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from media_jobs import lifecycle
 from media_jobs.models import Job
@@ -28,8 +28,8 @@ from media_jobs.progress import ProgressManager
 from workers.assembly.concat import assemble_video, extract_thumbnail
 from workers.assembly.presets import get_preset
 from workers.assembly.stills import render_still_clip
-from workers.audio.beats import analyze_beats
 
+from .analysis import analyse_file, find_analysis
 from .files import delete_file, local_file, scratch_dir, store_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .storyboard import DEFAULT_FOCUS
@@ -37,8 +37,7 @@ from .storyboard import plan_scenes as plan_storyboard
 
 logger = logging.getLogger(__name__)
 
-# Bump when an engine's output changes, so cached results are not reused.
-AUDIO_ENGINE_VERSION = "beats-2"
+# Bump when the clip engine's output changes, so cached clips are not reused.
 CLIP_ENGINE_VERSION = "cpu-motion-1"
 
 TASK_LIMITS = {
@@ -74,7 +73,10 @@ def _in_user_terms(exc: BaseException, asset: Asset) -> str:
     """The engine's message, naming the file as the user uploaded it rather
     than by its server-made storage name."""
     stored = Path(asset.file.name).name
-    return lifecycle.describe_error(exc).replace(stored, asset.original_name)
+    message = lifecycle.describe_error(exc)
+    if stored in message:
+        return message.replace(stored, asset.original_name)
+    return f"{asset.original_name}: {message}"
 
 
 def _begin_stage(job_id: int, stage: str) -> Job | None:
@@ -92,35 +94,18 @@ def ensure_analysis(
     asset: Asset, progress: ProgressManager | None = None
 ) -> AudioAnalysis:
     """The song's analysis, computed once per content hash and engine version."""
-    existing = AudioAnalysis.objects.filter(
-        sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
-    ).first()
+    existing = find_analysis(asset.sha256)
     if existing is not None:
         return existing
+    if progress:
+        progress.update(0.0, f"analysing {asset.original_name}", force=True)
     with local_file(asset.file.name) as path:
-        if progress:
-            progress.update(0.1, f"analysing {asset.original_name}")
         try:
-            result = analyze_beats(path, max_seconds=settings.STUDIO_MAX_AUDIO_SECONDS)
+            return analyse_file(
+                path, asset.sha256, progress.update if progress else None
+            )
         except ValueError as exc:  # AudioDecodeError, AudioAnalysisError
             raise PipelineError(_in_user_terms(exc, asset)) from exc
-    try:
-        with transaction.atomic():
-            return AudioAnalysis.objects.create(
-                sha256=asset.sha256,
-                engine_version=AUDIO_ENGINE_VERSION,
-                duration=result.duration,
-                bpm=result.bpm,
-                bpm_confidence=result.bpm_confidence,
-                beats=result.beats,
-                downbeats=result.downbeats,
-                onsets=result.onsets,
-            )
-    except IntegrityError:
-        # Another task analysed the same song at the same moment.
-        return AudioAnalysis.objects.get(
-            sha256=asset.sha256, engine_version=AUDIO_ENGINE_VERSION
-        )
 
 
 @shared_task(name="projects.analyze_music", bind=True, **TASK_LIMITS)
@@ -406,6 +391,31 @@ def assemble_render(self, job_id: int) -> int | None:
         raise
     lifecycle.succeed(job_id, f"{len(scenes)} scenes, {duration:.2f} s")
     return render.pk
+
+
+@shared_task(name="projects.analyze_song", bind=True, **TASK_LIMITS)
+def analyze_song(self, job_id: int) -> int | None:
+    """An analysis job: analyse one uploaded song as soon as it arrives, so
+    its picture is on the project page and a render finds it ready."""
+    lifecycle.claim(job_id, self.request.id or "")
+    job = _running_job(job_id)
+    if job is None:
+        return None
+    song = Asset.objects.filter(
+        pk=job.params.get("asset"), project=job.project, kind=Asset.Kind.AUDIO
+    ).first()
+    if song is None:
+        raise PipelineError("the song was removed before it was analysed")
+    with ProgressManager(job_id, "analyze", span=(0.0, 0.99)) as progress:
+        analysis = ensure_analysis(song, progress)
+    lifecycle.succeed(job_id, f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats")
+    return analysis.pk
+
+
+@shared_task(name="projects.job_failed")
+def job_failed(request, exc, traceback, job_id: int) -> None:
+    """Error callback of a one-task job: fail it once, say why."""
+    lifecycle.fail(job_id, lifecycle.describe_error(exc))
 
 
 @shared_task(name="projects.render_failed")

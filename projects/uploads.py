@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from .files import scratch_dir
 from .models import Asset, Project
+from .pipeline import start_analysis
 from .validation import (
     UploadRejected,
     ValidatedUpload,
@@ -19,7 +20,7 @@ from .validation import (
     validate_upload,
 )
 
-__all__ = ["UploadRejected", "add_asset", "add_asset_from_path"]
+__all__ = ["UploadRejected", "accept_upload", "add_asset", "add_asset_from_path"]
 
 
 def _validate(
@@ -103,3 +104,12 @@ def add_asset(
                 dst.write(chunk)
         checked = _validate(path, name, expected_kind)
         return _save(project, path, name, checked)
+
+
+def accept_upload(project: Project, upload: UploadedFile) -> Asset:
+    """A file from the page or the API: stored, and a song analysed at once
+    so its picture appears and a render finds the analysis ready."""
+    asset = add_asset(project, upload)
+    if asset.kind == Asset.Kind.AUDIO:
+        start_analysis(asset)
+    return asset

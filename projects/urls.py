@@ -15,6 +15,11 @@ urlpatterns = [
     path("projects/<int:pk>/upload/", views.project_upload, name="upload"),
     path("projects/<int:pk>/render/", views.project_render, name="render"),
     path("assets/<int:pk>/file/", views.asset_file, name="asset_file"),
+    path(
+        "assets/<int:pk>/analysis.svg",
+        views.asset_analysis_svg,
+        name="asset_analysis_svg",
+    ),
     path("assets/<int:pk>/delete/", views.asset_delete, name="asset_delete"),
     path("renders/<int:pk>/video/", views.render_file, name="render_file"),
     path(

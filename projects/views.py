@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -29,6 +29,7 @@ from .access import (
     get_render_for_user,
     projects_for_user,
 )
+from .analysis import AUDIO_ENGINE_VERSION, analysis_svg, find_analysis
 from .forms import ProjectForm, UploadForm
 from .models import Asset, AudioAnalysis, Project
 from .pipeline import RenderInProgress, RenderNotReady, start_render
@@ -38,9 +39,10 @@ from .responses import (
     render_download_name,
     render_thumbnail_response,
     render_video_response,
+    svg_response,
 )
 from .upload_limits import upload_rejections
-from .uploads import UploadRejected, add_asset
+from .uploads import UploadRejected, accept_upload
 
 JOBS_SHOWN = 20
 
@@ -63,9 +65,10 @@ def _asset_rows(project: Project) -> list[tuple[Asset, AudioAnalysis | None]]:
     audio_hashes = [a.sha256 for a in assets if a.kind == Asset.Kind.AUDIO]
     analyses: dict[str, AudioAnalysis] = {}
     # Oldest first, so the newest analysis of a song (a newer engine) wins.
-    for analysis in AudioAnalysis.objects.filter(sha256__in=audio_hashes).order_by(
-        "created_at", "id"
-    ):
+    stored = AudioAnalysis.objects.filter(
+        sha256__in=audio_hashes, engine_version=AUDIO_ENGINE_VERSION
+    )
+    for analysis in stored.order_by("created_at", "id"):
         analyses[analysis.sha256] = analysis
     return [(asset, analyses.get(asset.sha256)) for asset in assets]
 
@@ -252,7 +255,7 @@ def project_upload(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         for upload in form.cleaned_data["files"]:
             name = upload.name or "file"
             try:
-                asset = add_asset(project, upload)
+                asset = accept_upload(project, upload)
             except UploadRejected as exc:
                 notes.append(FileNote(name=name, ok=False, message=str(exc)))
             else:
@@ -310,6 +313,17 @@ def asset_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def asset_file(request: HtmxHttpRequest, pk: int) -> FileResponse:
     return asset_response(get_asset_for_user(request, pk))
+
+
+@login_required
+@require_GET
+def asset_analysis_svg(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The picture of an uploaded song: waveform, beats, sections, energy."""
+    asset = get_asset_for_user(request, pk)
+    analysis = find_analysis(asset.sha256) if asset.kind == Asset.Kind.AUDIO else None
+    if analysis is None:
+        raise Http404("This song has not been analysed yet.")
+    return svg_response(analysis_svg(analysis))
 
 
 # --- renders --------------------------------------------------------------------

@@ -1,1 +1,5 @@
-"""Audio engines: decoding, beat analysis and the test-song synthesizer."""
+"""Audio engines: decoding, music analysis (tempo, beats, meter, sections,
+loudness), the song's picture and the test-song synthesizer.
+
+    from workers.audio.analysis import analyze_audio, AudioAnalysisError
+"""

@@ -27,10 +27,33 @@ def decode_audio(
     (n, channels) with the file's own channel count. ``max_seconds`` stops
     decoding early. The file is decoded once, by the ffmpeg binary, to a pipe.
     """
-    path = Path(path)
-    name = path.name
     if sample_rate < 1:
         raise ValueError("sample_rate must be positive")
+    frames, _ = _decode(Path(path), sample_rate, None, max_seconds)
+    return frames.mean(axis=1, dtype=np.float32) if mono else frames.copy()
+
+
+def decode_audio_native(
+    path: str | Path, max_rate: int = 48000, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
+    """All channels of the first audio stream at the file's own sample rate
+    (at most ``max_rate``): ``(frames (n, channels) float32, rate)``.
+
+    For measurements that need the whole band, such as BS.1770 loudness.
+    The array is a read-only view of ffmpeg's output (no copy is made).
+    """
+    if max_rate < 1:
+        raise ValueError("max_rate must be positive")
+    return _decode(Path(path), None, max_rate, max_seconds)
+
+
+def _decode(
+    path: Path,
+    sample_rate: int | None,
+    max_rate: int | None,
+    max_seconds: float | None,
+) -> tuple[np.ndarray, int]:
+    name = path.name
     if not path.is_file():
         raise AudioDecodeError(f"{name}: the file does not exist.")
     # Probing reads only the headers; it tells "no audio here" apart from
@@ -45,8 +68,12 @@ def decode_audio(
     fmt = demuxer_name(info.format_name)
     if not streams or fmt is None:
         raise AudioDecodeError(f"{name}: the file has no audio track.")
-    # All channels come down the pipe and are averaged here: ffmpeg's own
-    # downmix (-ac 1) adds channels at -3 dB, which can exceed full scale.
+    if sample_rate is None:
+        native = streams[0].sample_rate or 44100
+        sample_rate = min(native, max_rate) if max_rate else native
+    # All channels come down the pipe and are averaged by the caller:
+    # ffmpeg's own downmix (-ac 1) adds channels at -3 dB, which can exceed
+    # full scale.
     channels = streams[0].channels or 2
     cmd = [
         ffmpeg_exe(),
@@ -75,8 +102,23 @@ def decode_audio(
             + (f" ({detail.splitlines()[-1]})." if detail else ".")
         )
     usable = len(proc.stdout) - len(proc.stdout) % (4 * channels)
-    samples = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32)
+    # A read-only view, not a copy: nothing downstream writes to it.
+    samples = np.frombuffer(proc.stdout, dtype="<f4", count=usable // 4)
     if samples.size == 0:
         raise AudioDecodeError(f"{name}: the file contains no decodable audio.")
     frames = samples.reshape(-1, channels)
-    return frames.mean(axis=1, dtype=np.float32) if mono else frames
+    # ffmpeg skips what it cannot decode and still succeeds; a file that
+    # errors and comes out far shorter than its header says is damaged.
+    expected = streams[0].duration or info.duration
+    got = len(frames) / sample_rate
+    if (
+        proc.stderr.strip()
+        and expected
+        and (max_seconds is None or max_seconds >= expected)
+        and got < 0.9 * expected - 0.5
+    ):
+        raise AudioDecodeError(
+            f"{name}: the audio is damaged; only {got:.1f} s of its "
+            f"{expected:.1f} s could be decoded."
+        )
+    return frames, sample_rate

@@ -391,10 +391,11 @@ def synthesize_song(spec: SongSpec | None = None) -> SynthesizedSong:
     note_pos = np.where(note_beats % 1 != 0, beat_idx + off, note_beats)
     bass_gain = level["bass"][beat_idx] * np.where(pos[beat_idx] == 0, 0.45, 0.36)
     bass_gain = np.where(sparse[beat_idx], 0.0, bass_gain)
-    gaps = np.diff(np.r_[note_pos, n_beats])
-    shortest = min(float(gaps.min()), 1.0 - off if off != 0.5 else step)
-    note_len = int(np.ceil(shortest * (spb if grid.constant else grid.shortest_beat())
-                           * sr))  # fmt: skip
+    # Each bass note lasts until the next one at the fastest tempo, so that
+    # swung or ramped notes never overlap.
+    shortest = float(np.diff(np.r_[note_pos, n_beats]).min())
+    beat_s = spb if grid.constant else grid.shortest_beat()
+    note_len = int(np.ceil(shortest * beat_s * sr))
     note_t = note_pos * spb if grid.constant else grid.time(note_pos)
     bar_starts = np.arange(n_bars) * bpb
     bar_t = np.arange(n_bars) * spb * bpb if grid.constant else grid.time(bar_starts)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workers.assembly.ffmpeg import ffmpeg_exe
-from workers.audio.decode import AudioDecodeError, decode_audio
+from workers.audio.decode import AudioDecodeError, decode_audio, decode_audio_native
 
 
 def test_it_decodes_a_wav_exactly_at_its_own_rate(song_wav, short_song):
@@ -66,3 +66,29 @@ def test_a_truncated_mp3_with_garbage_is_an_error(tmp_path):
     junk.write_bytes(np.random.default_rng(0).bytes(20000))
     with pytest.raises(AudioDecodeError):
         decode_audio(junk)
+
+
+def test_native_decoding_keeps_the_files_rate_and_channels(song_wav, short_song):
+    frames, rate = decode_audio_native(song_wav)
+    assert rate == 44100
+    assert frames.shape == short_song.samples.shape
+    assert np.abs(frames - short_song.samples).max() < 1e-4
+    capped, rate = decode_audio_native(song_wav, max_rate=16000)
+    assert rate == 16000
+    assert len(capped) == pytest.approx(short_song.duration * 16000, abs=2)
+
+
+def test_an_mp3_with_garbage_through_it_is_damaged(tmp_path, song_wav):
+    mp3 = tmp_path / "song.mp3"
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-i", str(song_wav), "-c:a", "libmp3lame",
+         str(mp3)],
+        check=True,
+    )  # fmt: skip
+    data = bytearray(mp3.read_bytes())
+    noise = np.random.default_rng(2)
+    for at in range(4000, len(data) - 4000, 600):
+        data[at : at + 300] = noise.bytes(300)
+    mp3.write_bytes(bytes(data))
+    with pytest.raises(AudioDecodeError, match="damaged"):
+        decode_audio(mp3)
