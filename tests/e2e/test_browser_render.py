@@ -84,7 +84,7 @@ def test_a_creator_renders_a_video_and_watches_it_arrive_live(
     video_src = page.evaluate("document.querySelector('#result video').currentSrc")
     status = page.request.get(video_src).status
 
-    job = Job.objects.get(project__title="Live in the browser")
+    job = Job.objects.get(project__title="Live in the browser", kind=Job.Kind.RENDER)
     assert job.status == Job.Status.SUCCEEDED
     assert Render.objects.filter(job=job).exists()
     assert percent == "100%"

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from media_jobs.models import Job
+from projects.analysis import AUDIO_ENGINE_VERSION
 from projects.models import Asset, AudioAnalysis, Project, Render
 from projects.uploads import add_asset_from_path
 from tests.factories import JobFactory, ProjectFactory
@@ -245,10 +246,11 @@ def test_the_project_page_shows_the_tempo_of_an_analysed_song(
     song = add_asset_from_path(project, sample_files["song"])
     AudioAnalysis.objects.create(
         sha256=song.sha256,
-        engine_version="test",
+        engine_version=AUDIO_ENGINE_VERSION,
         duration=12.0,
         bpm=120.0,
         bpm_confidence=0.9,
+        loudness_lufs=-14.2,
     )
 
     html = alice_client.get(
@@ -256,6 +258,7 @@ def test_the_project_page_shows_the_tempo_of_an_analysed_song(
     ).content.decode()
 
     assert "120.0 BPM" in html
+    assert "-14.2 LUFS" in html
     assert "12.0 s" in html
 
 
