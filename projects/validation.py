@@ -530,6 +530,13 @@ def _validate_image(
         raise too_big from None
     except _PILLOW_ERRORS as exc:
         raise damaged from exc
+    if metadata["frames"] > 1:
+        # Scenes are made from stills; an animation would render as its
+        # first frame at best, so say so now rather than fail mid-render.
+        raise UploadRejected(
+            f"{name!r} is an animated image; upload a still photo.",
+            code="animated",
+        )
     return metadata
 
 

@@ -114,10 +114,10 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------
+# DATABASE_URL (or DATABASE_URL_FILE, for a password kept in a secret file).
 DATABASES = {
-    "default": dj_database_url.config(
-        env="DATABASE_URL",
-        default=f"sqlite:///{DATA_DIR / 'studio.sqlite3'}",
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'studio.sqlite3'}",
         conn_max_age=env_int("STUDIO_DB_CONN_MAX_AGE", 0),
     )
 }

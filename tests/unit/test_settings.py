@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STUDIO_", "DATABASE_URL"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
@@ -57,8 +61,8 @@ def test_a_secret_key_is_made_once_when_none_is_configured(tmp_path):
         "STUDIO_DATA_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "studio_site.settings",
     }
-    first = _manage("shell", "-c", code, env=env).stdout.strip()
-    second = _manage("shell", "-c", code, env=env).stdout.strip()
+    first = _manage("shell", "-c", code, env=env).stdout.strip().splitlines()[-1]
+    second = _manage("shell", "-c", code, env=env).stdout.strip().splitlines()[-1]
     assert len(first) > 50 and first == second
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
@@ -79,3 +83,14 @@ def test_typed_readers_reject_malformed_values(monkeypatch):
         env_int("STUDIO_COUNT", 1)
     monkeypatch.setenv("STUDIO_FLAG", "off")
     assert env_bool("STUDIO_FLAG", True) is False
+
+
+def test_the_database_url_can_come_from_a_secret_file(tmp_path):
+    url_file = tmp_path / "database_url"
+    url_file.write_text(f"sqlite:///{tmp_path / 'from-file.sqlite3'}\n")
+    code = (
+        "from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
+    )
+    env = {"STUDIO_DATA_DIR": str(tmp_path), "DATABASE_URL_FILE": str(url_file)}
+    printed = _manage("shell", "-c", code, env=env).stdout.strip().splitlines()[-1]
+    assert printed == str(tmp_path / "from-file.sqlite3")

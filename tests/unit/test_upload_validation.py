@@ -630,3 +630,13 @@ def test_it_keeps_an_ordinary_display_name(tmp_path: Path) -> None:
     )
     assert clean_display_name("Cafe\u0301.png") == "Caf\u00e9.png"  # NFC
     assert clean_display_name("x" * 251 + ".png") == "x" * 251 + ".png"
+
+
+def test_it_rejects_an_animated_image(tmp_path):
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    path = tmp_path / "loop.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+
+    error = rejected(path, "loop.webp")
+    assert error.code == "animated"
+    assert "animated" in str(error)
