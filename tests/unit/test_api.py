@@ -15,7 +15,6 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from media_jobs.models import Job
 from projects.models import Asset, Project
-from projects.uploads import add_asset_from_path
 from tests.conftest import PASSWORD
 from tests.factories import JobFactory, ProjectFactory
 from tests.unit.web_helpers import (
@@ -37,18 +36,6 @@ def api(alice) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
-
-
-@pytest.fixture
-def project(alice) -> Project:
-    return ProjectFactory(owner=alice, title="Summer song")
-
-
-@pytest.fixture
-def ready_project(project, sample_files) -> Project:
-    add_asset_from_path(project, sample_files["astronaut"])
-    add_asset_from_path(project, sample_files["song"])
-    return project
 
 
 # --- projects -------------------------------------------------------------------------

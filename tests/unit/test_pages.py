@@ -14,7 +14,7 @@ from media_jobs.models import Job
 from projects.analysis import AUDIO_ENGINE_VERSION
 from projects.models import Asset, AudioAnalysis, Project, Render
 from projects.uploads import add_asset_from_path
-from tests.factories import JobFactory, ProjectFactory
+from tests.factories import JobFactory
 from tests.unit.web_helpers import (
     HTML_POLYGLOT,
     files_under,
@@ -29,19 +29,6 @@ from tests.unit.web_helpers import (
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def project(alice) -> Project:
-    return ProjectFactory(owner=alice, title="Summer song")
-
-
-@pytest.fixture
-def ready_project(project, sample_files) -> Project:
-    """A project with what a render needs: a photo and a song."""
-    add_asset_from_path(project, sample_files["astronaut"])
-    add_asset_from_path(project, sample_files["song"])
-    return project
 
 
 # --- projects -------------------------------------------------------------------------

@@ -13,9 +13,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from projects.models import Asset, Project
+from projects.models import Asset
 from projects.upload_limits import LimitedTemporaryFileUploadHandler
-from tests.factories import ProjectFactory
 from tests.unit.web_helpers import files_under, media_files, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -33,11 +32,6 @@ def small_limit(settings, tmp_path) -> Path:
     settings.STUDIO_MAX_UPLOAD_BYTES = LIMIT
     settings.FILE_UPLOAD_TEMP_DIR = str(spool)
     return spool
-
-
-@pytest.fixture
-def project(alice) -> Project:
-    return ProjectFactory(owner=alice, title="Summer song")
 
 
 def big_file(name: str = "big.png") -> SimpleUploadedFile:
