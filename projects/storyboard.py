@@ -1,9 +1,10 @@
 """Planning scenes from the music: where the cuts go and what each scene shows.
 
-A first planner: scenes are whole bars long (so cuts fall on downbeats where
-the analysis has them, on beats otherwise), at least ``min_scene_s`` long, and
-the user's photos take turns. Cut times are snapped to the frame nearest their
-beat, so a cut is never more than half a frame from the beat.
+A first planner: every section change is a cut, scenes are whole bars long
+(so cuts fall on downbeats where the analysis has them, on beats otherwise),
+at least ``min_scene_s`` long, and the user's photos take turns. Cut times
+are snapped to the frame nearest their beat, so a cut is never more than
+half a frame from the beat.
 """
 
 from __future__ import annotations
@@ -44,26 +45,52 @@ def cut_candidates(beats: Sequence[float], downbeats: Sequence[float]) -> list[f
     return sorted(downbeats) if len(downbeats) >= 2 else sorted(beats)
 
 
+def section_cut_times(
+    sections: Sequence[dict], candidates: Sequence[float]
+) -> list[float]:
+    """Where sections change, each moved onto the nearest cut candidate (a
+    downbeat), so a new section always opens with a new shot on the bar."""
+    if not candidates:
+        return []
+    times = []
+    for section in sections[1:]:
+        start = float(section["start"])
+        times.append(min(candidates, key=lambda c: abs(c - start)))
+    return sorted(set(times))
+
+
 def plan_cut_frames(
     candidates: Sequence[float],
     *,
     duration: float,
     fps: int,
     min_scene_s: float = 2.0,
+    required: Sequence[float] = (),
 ) -> list[int]:
-    """Frame numbers of the cuts inside (0, total frames), each on a candidate."""
+    """Frame numbers of the cuts inside (0, total frames), each on a candidate.
+
+    ``required`` cuts (section changes) are always made; between them, cuts
+    fall on candidates at least ``min_scene_s`` apart, and no scene before a
+    required cut is shorter than that either. The last scene may be half as
+    long, so a video does not end on an abrupt sliver.
+    """
     total = round(duration * fps)
+    shortest = min_scene_s * fps
+    fixed = sorted({round(t * fps) for t in required if 0 < round(t * fps) < total})
+    frames = sorted({round(t * fps) for t in candidates})
     cuts: list[int] = []
-    last = 0
-    for time in candidates:
-        frame = round(time * fps)
-        if frame - last < min_scene_s * fps:
-            continue
-        # The last scene must not be a sliver either.
-        if total - frame < min_scene_s * fps / 2:
-            break
-        cuts.append(frame)
-        last = frame
+    bounds = [0, *fixed, total]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        tail = shortest / 2 if end == total else shortest
+        last = start
+        for frame in frames:
+            if frame <= start or frame >= end:
+                continue
+            if frame - last >= shortest and end - frame >= tail:
+                cuts.append(frame)
+                last = frame
+        if end != total:
+            cuts.append(end)
     return cuts
 
 
@@ -74,6 +101,7 @@ def plan_scenes(
     duration: float,
     fps: int,
     image_count: int,
+    sections: Sequence[dict] = (),
     min_scene_s: float = 2.0,
 ) -> list[PlannedScene]:
     if image_count < 1:
@@ -84,11 +112,13 @@ def plan_scenes(
         raise PlanningError(
             "no beats were found in the music, so there is nothing to cut to"
         )
+    candidates = cut_candidates(beats, downbeats)
     cuts = plan_cut_frames(
-        cut_candidates(beats, downbeats),
+        candidates,
         duration=duration,
         fps=fps,
         min_scene_s=min_scene_s,
+        required=section_cut_times(sections, candidates),
     )
     bounds = [0, *cuts, round(duration * fps)]
     return [

@@ -138,6 +138,7 @@ def plan_scenes(self, job_id: int):
         planned = plan_storyboard(
             beats=analysis.beats,
             downbeats=analysis.downbeats,
+            sections=analysis.sections,
             duration=duration,
             fps=preset.fps,
             image_count=len(images),

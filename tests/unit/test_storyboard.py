@@ -82,3 +82,41 @@ def test_impossible_plans_say_why(kwargs, message):
     }
     with pytest.raises(PlanningError, match=message):
         plan_scenes(**{**args, **kwargs})
+
+
+SECTIONS = [
+    {"start": 0.0, "end": 7.9, "label": "intro"},
+    {"start": 7.9, "end": 13.1, "label": "verse"},  # 13.1: between bars
+    {"start": 13.1, "end": 32.0, "label": "chorus"},
+]
+
+
+def test_every_section_change_is_a_cut_on_the_nearest_downbeat():
+    scenes = plan_scenes(
+        beats=BEATS,
+        downbeats=DOWNBEATS,
+        sections=SECTIONS,
+        duration=30.0,
+        fps=FPS,
+        image_count=2,
+    )
+    cut_times = [s.start(FPS) for s in scenes[1:]]
+    for section in SECTIONS[1:]:
+        nearest = min(DOWNBEATS, key=lambda t: abs(t - section["start"]))
+        assert any(abs(cut - nearest) <= 0.5 / FPS for cut in cut_times)
+    lengths = [s.end_frame - s.start_frame for s in scenes]
+    assert min(lengths[:-1]) >= 2 * FPS
+
+
+def test_section_cuts_are_made_even_between_bar_cuts():
+    # Bars every 2 s and a 4 s minimum would skip the downbeat at 6 s, but a
+    # section starting there still gets its cut.
+    cuts = plan_cut_frames(
+        [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
+        duration=14.0,
+        fps=FPS,
+        min_scene_s=4.0,
+        required=[6.0],
+    )
+    assert 180 in cuts
+    assert cuts == sorted(cuts)

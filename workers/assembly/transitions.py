@@ -55,52 +55,63 @@ _BLACK = "if(eq(PLANE,0),16,128)"
 _Q = "(1-P)"  # progress 0 -> 1 through the window
 
 
+# Expressions never use st()/ld(): xfade evaluates slices on several threads
+# that share one expression's variable store, so stored values would race
+# (speckled frames). Repeated sub-expressions are spelled out instead.
+
+
+def _frac(e: str) -> str:
+    return f"(({e})-floor({e}))"
+
+
+def _hash(e: str) -> str:
+    # The classic shader hash: a stable pseudo-random number in [0, 1).
+    return _frac(f"sin({e})*43758.5453")
+
+
+def _sample(clip: str, x: str, y: str) -> str:
+    # Pixel of clip "a" or "b" at (x, y) on the plane being computed.
+    return (
+        f"if(eq(PLANE,0),{clip}0({x},{y}),"
+        f"if(eq(PLANE,1),{clip}1({x},{y}),{clip}2({x},{y})))"
+    )
+
+
 def _dip(colour: str) -> str:
     # a fades out over the first 45%, the colour holds for 10%, b fades in over
     # the last 45%: the middle of the window is the pure colour. (xfade's own
     # fadeblack/fadewhite never reach the full colour mid-way.)
-    return (
-        f"st(0,clip(1-{_Q}/0.45,0,1));"
-        f"st(1,clip(({_Q}-0.55)/0.45,0,1));"
-        f"A*ld(0)+B*ld(1)+{colour}*(1-ld(0)-ld(1))"
-    )
+    wa = f"clip(1-{_Q}/0.45,0,1)"
+    wb = f"clip(({_Q}-0.55)/0.45,0,1)"
+    return f"A*{wa}+B*{wb}+{colour}*(1-{wa}-{wb})"
+
+
+def _zoom(clip: str, scale: str) -> str:
+    # ``clip`` magnified ``scale`` times about the frame's centre.
+    return _sample(clip, f"W/2+(X-W/2)/({scale})", f"H/2+(Y-H/2)/({scale})")
 
 
 # A short white flash over a quick dissolve: full white for the middle sixth of
 # the window, none in its first and last quarters.
-_FLASH = (
-    f"st(0,A*P+B*(1-P));st(1,clip(1.5-abs(P-0.5)*6,0,1));ld(0)*(1-ld(1))+{_WHITE}*ld(1)"
-)
+_FLASH_W = "clip(1.5-abs(P-0.5)*6,0,1)"
+_FLASH = f"(A*P+B*(1-P))*(1-{_FLASH_W})+{_WHITE}*{_FLASH_W}"
 
 # A wipe through a luma matte: a diagonal gradient roughened by blocky noise
-# (blocks, not pixels, so the chroma planes of 4:4:4 see the same matte), with
-# a soft edge of 15% of the matte's range.
-_LUMA_WIPE = (
-    "st(1,sin(floor(X*16/W)*12.9898+floor(Y*9/H)*78.233)*43758.5453);"
-    "st(0,0.35*(X/W+Y/H)+0.3*(ld(1)-floor(ld(1))));"
-    f"st(2,clip(({_Q}*1.15-ld(0))/0.15,0,1));"
-    "A*(1-ld(2))+B*ld(2)"
-)
+# (blocks, not pixels, so the three 4:4:4 planes see the same matte), with a
+# soft edge of 15% of the matte's range.
+_MATTE = f"(0.35*(X/W+Y/H)+0.3*{_hash('floor(X*16/W)*12.9898+floor(Y*9/H)*78.233')})"
+_LUMA_B = f"clip(({_Q}*1.15-{_MATTE})/0.15,0,1)"
+_LUMA_WIPE = f"A*(1-{_LUMA_B})+B*{_LUMA_B}"
 
-# The incoming clip starts magnified 1.5x and settles to its size while it
-# fades in over the outgoing one (xfade's zoomin zooms the outgoing clip).
-_ZOOM_OUT = (
-    "st(0,1+0.5*P);"
-    "st(1,W/2+(X-W/2)/ld(0));"
-    "st(2,H/2+(Y-H/2)/ld(0));"
-    "st(3,if(eq(PLANE,0),b0(ld(1),ld(2)),"
-    "if(eq(PLANE,1),b1(ld(1),ld(2)),b2(ld(1),ld(2)))));"
-    "A*P+ld(3)*(1-P)"
-)
+# xfade's own zoomin narrows to a single pixel of a mid-way, so both zooms are
+# custom: a grows to 1.5x while it fades out (zoom_in), or b starts at 1.5x and
+# settles to its size while it fades in (zoom_out).
+_ZOOM_IN = f"{_zoom('a', f'1+0.5*{_Q}')}*P+B*(1-P)"
+_ZOOM_OUT = f"A*P+{_zoom('b', '1+0.5*P')}*(1-P)"
 
 # Sixteen horizontal bands flip from a to b in a random order that is
 # reshuffled ten times over the window, so bands flicker between the clips.
-_GLITCH = (
-    f"st(0,floor(Y*16/H)+floor({_Q}*10)*31);"
-    "st(1,sin(ld(0)*12.9898+7.13)*43758.5453);"
-    "st(1,ld(1)-floor(ld(1)));"
-    f"if(lt(ld(1),{_Q}),B,A)"
-)
+_GLITCH = f"if(lt({_hash(f'(floor(Y*16/H)+floor({_Q}*10)*31)*12.9898+7.13')},{_Q}),B,A)"
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,7 @@ _CATALOGUE = [
     _x("push_right", "slideright", "b pushes a out to the right."),
     _x("push_up", "slideup", "b pushes a out upwards."),
     _x("push_down", "slidedown", "b pushes a out downwards."),
-    _x("zoom_in", "zoomin", "a zooms into its centre and fades to b."),
+    _c("zoom_in", _ZOOM_IN, "a grows to 1.5x as it fades out."),
     _c("zoom_out", _ZOOM_OUT, "b settles from 1.5x to full size as it fades in."),
     _x("circle_open", "circleopen", "b grows from a circle in the centre."),
     _x("circle_close", "circleclose", "a shrinks to a circle in the centre."),
