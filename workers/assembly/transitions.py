@@ -96,10 +96,11 @@ def _zoom(clip: str, scale: str) -> str:
 _FLASH_W = "clip(1.5-abs(P-0.5)*6,0,1)"
 _FLASH = f"(A*P+B*(1-P))*(1-{_FLASH_W})+{_WHITE}*{_FLASH_W}"
 
-# A wipe through a luma matte: a diagonal gradient roughened by blocky noise
-# (blocks, not pixels, so the three 4:4:4 planes see the same matte), with a
-# soft edge of 15% of the matte's range.
-_MATTE = f"(0.35*(X/W+Y/H)+0.3*{_hash('floor(X*16/W)*12.9898+floor(Y*9/H)*78.233')})"
+# A wipe through a luma matte, top-left first: a diagonal gradient roughened by
+# blocky noise (blocks, not pixels, so the three 4:4:4 planes see the same
+# matte), with a soft edge of 15% of the matte's range.
+_NOISE = _hash("floor(X*16/W)*12.9898+floor(Y*9/H)*78.233")
+_MATTE = f"(0.425*(X/W+Y/H)+0.15*{_NOISE})"
 _LUMA_B = f"clip(({_Q}*1.15-{_MATTE})/0.15,0,1)"
 _LUMA_WIPE = f"A*(1-{_LUMA_B})+B*{_LUMA_B}"
 

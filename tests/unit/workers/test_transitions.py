@@ -167,6 +167,22 @@ def test_directional_transitions_bring_b_in_from_the_named_side(joined, name):
         assert np.abs(seen - _region(other, side)).mean() > 60
 
 
+def test_a_luma_wipe_reaches_the_top_left_corner_first(joined):
+    frames, ref_a, ref_b = joined("luma_wipe")
+    middle = frames[CLIP - OVERLAP + OVERLAP // 2]
+    corner = slice(0, H // 6), slice(0, W // 6)
+    far = slice(-H // 6, None), slice(-W // 6, None)
+    assert _diff(middle[corner], ref_b[corner]) < 10
+    assert _diff(middle[far], ref_a[far]) < 10
+
+
+def test_custom_expressions_keep_no_state_shared_between_slice_threads():
+    # xfade runs an expression on several threads at once; st()/ld() share
+    # one store between them and would race.
+    for t in TRANSITIONS.values():
+        assert "st(" not in t.expr and "ld(" not in t.expr, t.name
+
+
 def test_dips_pass_through_black_and_white(joined):
     black, _, _ = joined("dip_to_black")
     white, _, _ = joined("dip_to_white")
