@@ -1,0 +1,359 @@
+"""Mix a timeline's audio tracks into the soundtrack, loudness-normalised.
+
+One ffmpeg filtergraph does the mix (``mix_filtergraph``)::
+
+    [i:a] aformat(fltp, rate, stereo) -> atrim(start=offset) -> asetpts
+          -> adelay(start) -> volume(gain_db) -> afade in -> afade out
+          -> apad(whole_dur=duration) -> atrim(end_sample)      [m0] [m1] .. [v0] ..
+    music tracks: amix(normalize=0)                              -> [music]
+    voice tracks: amix(normalize=0) -> asplit                    -> [vkey] [vmix]
+    [music][vkey] sidechaincompress (ducking)                    -> [ducked]
+    [ducked][vmix] amix(normalize=0)                             -> [mix]
+
+``mix_audio`` renders it twice: first with ``loudnorm`` in measuring mode
+(``print_format=json``, output discarded), then with ``loudnorm`` fed the
+measured values and ``linear=true`` (a plain gain, so the mix's dynamics and
+the ducking stay as they are), a sample-peak ``alimiter`` kept a little under
+the true-peak ceiling for inter-sample overs, and an exact trim to the
+duration. The report is measured on the written file: integrated loudness per
+BS.1770 (``workers.audio.loudness``) and true peak with 4x oversampling
+(BS.1770 Annex 2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from workers.assembly.ffmpeg import (
+    FFmpegError,
+    ffmpeg_exe,
+    input_args,
+    run_ffmpeg,
+    stderr_tail,
+)
+from workers.audio.decode import decode_audio_native
+from workers.audio.loudness import KPower, integrated_loudness
+from workers.probe import ProbeError, probe_media
+
+# Ducking, tuned for speech over music. The key is the voice bus itself.
+# threshold 0.02 (-34 dBFS): any spoken phrase at a normal level (around
+#   -20 dBFS RMS) is well above it, room tone and breaths are not.
+# ratio 8: a phrase 14 dB over the threshold pulls the music down ~12 dB.
+# attack 20 ms: fast enough that the first syllable is not masked, slow
+#   enough not to click.
+# release 400 ms: the music comes back between sentences, not between words.
+DUCK_THRESHOLD = 0.02
+DUCK_RATIO = 8.0
+DUCK_ATTACK_MS = 20.0
+DUCK_RELEASE_MS = 400.0
+LOUDNORM_LRA = 11.0
+# alimiter works on sample peaks; this margin covers inter-sample overs.
+LIMITER_MARGIN_DB = 0.5
+MAX_RENDERS = 3
+
+
+class TrackLike(Protocol):
+    """What the mixer reads from a track (``timeline.AudioTrack`` fits)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def gain_db(self) -> float: ...
+    @property
+    def fade_in(self) -> float: ...
+    @property
+    def fade_out(self) -> float: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def offset(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class MixReport:
+    integrated_lufs: float
+    true_peak_db: float
+    duration: float
+
+
+def _num(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _validate(tracks: Sequence[TrackLike], duration: float) -> None:
+    if not tracks:
+        raise ValueError("no audio tracks to mix")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a positive number of seconds: {duration}")
+    for i, t in enumerate(tracks):
+        if t.role not in ("music", "voice"):
+            raise ValueError(f"track {i}: role must be music or voice, not {t.role!r}")
+        for name in ("start", "offset", "fade_in", "fade_out"):
+            value = float(getattr(t, name))
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"track {i}: {name} must be >= 0 seconds: {value}")
+        if not math.isfinite(float(t.gain_db)):
+            raise ValueError(f"track {i}: gain_db must be a finite number")
+
+
+def track_lengths(tracks: Sequence[TrackLike], duration: float) -> list[float]:
+    """How long each track plays on the timeline (file length after its
+    offset, cut at ``duration``); checks the files and the fades."""
+    _validate(tracks, duration)
+    lengths = []
+    for i, t in enumerate(tracks):
+        path = Path(t.file)
+        if not path.is_file():
+            raise ValueError(f"track {i}: file not found: {t.file}")
+        try:
+            info = probe_media(path)
+        except ProbeError as exc:
+            raise ValueError(f"track {i}: cannot read {path.name}: {exc}") from None
+        streams = info.of_kind("audio")
+        if not streams:
+            raise ValueError(f"track {i}: {path.name} has no audio")
+        file_len = streams[0].duration or info.duration
+        if file_len is None:
+            raise ValueError(f"track {i}: the length of {path.name} is unknown")
+        if t.offset >= file_len:
+            raise ValueError(
+                f"track {i}: offset {t.offset} s is past the end of {path.name}"
+                f" ({file_len:.3f} s)"
+            )
+        lengths.append(max(0.0, min(file_len - t.offset, duration - t.start)))
+    return lengths
+
+
+def _check_fades(tracks: Sequence[TrackLike], lengths: Sequence[float]) -> None:
+    for i, (t, length) in enumerate(zip(tracks, lengths, strict=True)):
+        if t.fade_in + t.fade_out > length + 1e-6:
+            raise ValueError(
+                f"track {i}: fades ({t.fade_in} s in + {t.fade_out} s out) are"
+                f" longer than the track plays ({length:.3f} s)"
+            )
+
+
+def mix_filtergraph(
+    tracks: Sequence[TrackLike],
+    *,
+    duration: float,
+    lengths: Sequence[float] | None = None,
+    sample_rate: int = 48000,
+    first_input: int = 0,
+    out_label: str = "mix",
+) -> str:
+    """The mixing filtergraph (no normalisation) for ``tracks`` read from
+    inputs ``first_input``, ``first_input + 1``...; ends in ``[out_label]``.
+
+    ``lengths`` (seconds each track plays, see ``track_lengths``) places the
+    fade-outs; without it a track is assumed to play to ``duration``.
+    """
+    _validate(tracks, duration)
+    if lengths is None:
+        lengths = [max(0.0, duration - t.start) for t in tracks]
+    if len(lengths) != len(tracks):
+        raise ValueError("lengths must give one length per track")
+    _check_fades(tracks, lengths)
+    n_samples = int(round(duration * sample_rate))
+    chains: list[str] = []
+    music: list[str] = []
+    voice: list[str] = []
+    for i, (t, length) in enumerate(zip(tracks, lengths, strict=True)):
+        label = f"{'m' if t.role == 'music' else 'v'}{i}"
+        steps = [
+            f"aformat=sample_fmts=fltp:sample_rates={sample_rate}"
+            ":channel_layouts=stereo",
+            f"atrim=start={_num(t.offset)}",
+            "asetpts=PTS-STARTPTS",
+        ]
+        if t.start > 0:
+            steps.append(f"adelay=delays={int(round(t.start * 1000))}:all=1")
+        if t.gain_db:
+            steps.append(f"volume={_num(t.gain_db)}dB")
+        if t.fade_in > 0:
+            steps.append(f"afade=t=in:st={_num(t.start)}:d={_num(t.fade_in)}")
+        if t.fade_out > 0:
+            end = t.start + length
+            steps.append(
+                f"afade=t=out:st={_num(end - t.fade_out)}:d={_num(t.fade_out)}"
+            )
+        steps += [f"apad=whole_len={n_samples}", f"atrim=end_sample={n_samples}"]
+        chains.append(f"[{first_input + i}:a]" + ",".join(steps) + f"[{label}]")
+        (music if t.role == "music" else voice).append(label)
+
+    def bus(labels: list[str], name: str) -> None:
+        if len(labels) == 1:
+            chains.append(f"[{labels[0]}]anull[{name}]")
+        else:
+            ins = "".join(f"[{x}]" for x in labels)
+            chains.append(
+                f"{ins}amix=inputs={len(labels)}:normalize=0:duration=longest[{name}]"
+            )
+
+    if music and voice:
+        bus(music, "music")
+        bus(voice, "voice")
+        chains.append("[voice]asplit=2[vkey][vmix]")
+        chains.append(
+            f"[music][vkey]sidechaincompress=threshold={_num(DUCK_THRESHOLD)}"
+            f":ratio={_num(DUCK_RATIO)}:attack={_num(DUCK_ATTACK_MS)}"
+            f":release={_num(DUCK_RELEASE_MS)}:detection=rms[ducked]"
+        )
+        chains.append(
+            f"[ducked][vmix]amix=inputs=2:normalize=0:duration=first[{out_label}]"
+        )
+    else:
+        bus(music or voice, out_label)
+    return ";".join(chains)
+
+
+def _measure_loudnorm(
+    inputs: list[str], graph: str, target_lufs: float, true_peak_db: float
+) -> dict[str, str]:
+    lufs, tp = _num(target_lufs), _num(true_peak_db)
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "info",
+        "-nostats",
+        *inputs,
+        "-filter_complex",
+        f"{graph};[premix]loudnorm=I={lufs}:TP={tp}:LRA={_num(LOUDNORM_LRA)}"
+        ":print_format=json[out]",
+        "-map",
+        "[out]",
+        "-f",
+        "null",
+        "-",
+    ]
+    proc = subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace"
+    )
+    if proc.returncode != 0:
+        raise FFmpegError(f"ffmpeg failed: {stderr_tail(proc.stderr)}")
+    blocks = re.findall(r"\{[^{}]*\}", proc.stderr)
+    for block in reversed(blocks):
+        try:
+            data = json.loads(block)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and "input_i" in data:
+            return {str(k): str(v) for k, v in data.items()}
+    raise FFmpegError("loudnorm printed no measurement")
+
+
+def true_peak_dbtp(frames: np.ndarray) -> float:
+    """True peak in dBTP: the largest sample after 4x oversampling (BS.1770-4
+    Annex 2; at 96 kHz and above oversampling is not needed)."""
+    x = np.asarray(frames, dtype=np.float64)
+    if x.size == 0:
+        return -math.inf
+    up = resample_poly(x, 4, 1, axis=0)
+    peak = max(float(np.max(np.abs(up))), float(np.max(np.abs(x))))
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def measure(path: Path) -> MixReport:
+    frames, rate = decode_audio_native(path)
+    return MixReport(
+        integrated_lufs=integrated_loudness(KPower(frames, rate)),
+        true_peak_db=true_peak_dbtp(frames),
+        duration=len(frames) / rate,
+    )
+
+
+def mix_audio(
+    tracks: Sequence[TrackLike],
+    out: Path,
+    *,
+    duration: float,
+    target_lufs: float = -14.0,
+    true_peak_db: float = -1.0,
+    sample_rate: int = 48000,
+) -> MixReport:
+    """Render the soundtrack of ``tracks`` to ``out`` (stereo WAV, 16-bit,
+    ``sample_rate``) lasting exactly ``duration`` seconds, normalised to
+    ``target_lufs`` with true peaks at most ``true_peak_db``."""
+    if not (math.isfinite(target_lufs) and -70 < target_lufs < 0):
+        raise ValueError(f"target_lufs must be between -70 and 0: {target_lufs}")
+    if not (math.isfinite(true_peak_db) and -9 <= true_peak_db <= 0):
+        raise ValueError(f"true_peak_db must be between -9 and 0: {true_peak_db}")
+    lengths = track_lengths(tracks, duration)
+    graph = mix_filtergraph(
+        tracks,
+        duration=duration,
+        lengths=lengths,
+        sample_rate=sample_rate,
+        out_label="premix",
+    )
+    inputs = [arg for t in tracks for arg in input_args(t.file)]
+    m = _measure_loudnorm(inputs, graph, target_lufs, true_peak_db)
+    n_samples = int(round(duration * sample_rate))
+    margin_db = LIMITER_MARGIN_DB
+    tail = [f"aresample={sample_rate}"]
+    try:
+        measured = {k: float(m[k]) for k in ("input_i", "input_tp", "input_lra")}
+        thresh, offset = float(m["input_thresh"]), float(m["target_offset"])
+    except (KeyError, ValueError):
+        measured = {}
+    if measured and all(math.isfinite(v) for v in measured.values()):
+        tail.insert(
+            0,
+            f"loudnorm=I={_num(target_lufs)}:TP={_num(true_peak_db)}"
+            f":LRA={_num(min(50.0, max(LOUDNORM_LRA, measured['input_lra'])))}"
+            f":measured_I={_num(measured['input_i'])}"
+            f":measured_TP={_num(measured['input_tp'])}"
+            f":measured_LRA={_num(measured['input_lra'])}"
+            f":measured_thresh={_num(thresh)}:offset={_num(offset)}"
+            ":linear=true:print_format=none",
+        )
+    # else: silence (loudnorm reads -inf); there is nothing to normalise.
+    report = None
+    # The limiter sees sample peaks only: should an inter-sample over still
+    # pass it, the render is redone with the ceiling lowered by the excess.
+    for _ in range(MAX_RENDERS):
+        limit = 10 ** ((true_peak_db - margin_db) / 20)
+        chain = [
+            *tail,
+            f"alimiter=limit={limit:.6f}:level=0:attack=5:release=50",
+            f"apad=whole_len={n_samples}",
+            f"atrim=end_sample={n_samples}",
+        ]
+        full = f"{graph};[premix]{','.join(chain)}[out]"
+        run_ffmpeg(
+            [
+                *inputs,
+                "-filter_complex",
+                full,
+                "-map",
+                "[out]",
+                "-ac",
+                "2",
+                "-ar",
+                str(sample_rate),
+                "-c:a",
+                "pcm_s16le",
+            ],
+            output=Path(out),
+            total_seconds=duration,
+        )
+        report = measure(Path(out))
+        if report.true_peak_db <= true_peak_db:
+            break
+        margin_db += report.true_peak_db - true_peak_db + 0.2
+    assert report is not None
+    return report
