@@ -36,7 +36,7 @@ from scipy.signal import resample_poly
 
 from workers.assembly.ffmpeg import (
     FFmpegError,
-    ffmpeg_exe,
+    base_command,
     input_args,
     run_ffmpeg,
     stderr_tail,
@@ -224,11 +224,7 @@ def _measure_loudnorm(
 ) -> dict[str, str]:
     lufs, tp = _num(target_lufs), _num(true_peak_db)
     cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "info",
+        *base_command("info"),  # loudnorm prints its measurement at info level
         "-nostats",
         *inputs,
         "-filter_complex",

@@ -22,6 +22,11 @@ class FFmpegError(RuntimeError):
     """ffmpeg failed; the message carries the useful tail of its stderr."""
 
 
+def base_command(loglevel: str = "error") -> list[str]:
+    """The start of every ffmpeg call: quiet banner, never reading stdin."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", loglevel]
+
+
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary: ``STUDIO_FFMPEG`` if set, else imageio-ffmpeg's."""
     override = os.environ.get("STUDIO_FFMPEG", "").strip()
@@ -113,11 +118,7 @@ def run_ffmpeg(
         raise FFmpegError(f"cannot write to {output.parent}: {exc}") from exc
     # -y because the temporary name was created (empty) to reserve it.
     cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
+        *base_command(),
         "-progress",
         "pipe:1",
         "-nostats",

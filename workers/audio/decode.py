@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.assembly.ffmpeg import demuxer_name, ffmpeg_exe, input_args, stderr_tail
+from workers.assembly.ffmpeg import base_command, demuxer_name, input_args, stderr_tail
 from workers.probe import ProbeError, probe_media
 
 
@@ -76,11 +76,7 @@ def _decode(
     # full scale.
     channels = streams[0].channels or 2
     cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
+        *base_command(),
         *input_args(path, fmt=fmt),
         "-map",
         "0:a:0",
