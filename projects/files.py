@@ -24,14 +24,19 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _path_on_volume(name: str) -> Path | None:
+    """Where ``name`` lives on a local volume; None for remote storage (S3)."""
+    try:
+        return Path(default_storage.path(name))
+    except NotImplementedError:
+        return None
+
+
 @contextmanager
 def local_file(name: str) -> Iterator[Path]:
     """A local path for a stored file: the file itself on a local volume,
     a temporary copy for remote storage."""
-    try:
-        path = Path(default_storage.path(name))
-    except NotImplementedError:
-        path = None
+    path = _path_on_volume(name)
     if path is not None:
         yield path
         return
@@ -53,9 +58,8 @@ def store_file(local: Path, name: str) -> str:
     """
     if default_storage.exists(name):
         return name
-    try:
-        target = Path(default_storage.path(name))
-    except NotImplementedError:
+    target = _path_on_volume(name)
+    if target is None:
         with local.open("rb") as handle:
             return default_storage.save(name, File(handle, name=Path(name).name))
     target.parent.mkdir(parents=True, exist_ok=True)
