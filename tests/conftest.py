@@ -5,11 +5,7 @@ and files the studio can make itself (photos from packages, a synthesized song).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
 
 # Fixtures that start real worker and web server processes.
 pytest_plugins = ["tests.processes"]
@@ -70,23 +66,11 @@ def charlie_client(client, charlie):
 
 @pytest.fixture(scope="session")
 def sample_files(tmp_path_factory) -> dict[str, object]:
-    """Two portraits of two different people and a short synthesized song."""
-    import matplotlib.cbook
-    import skimage.data
+    """Two portraits of two different people and a short synthesized song:
+    the demo's material, with a song short enough for tests."""
+    from projects.management.commands.demo import write_demo_material
+    from workers.audio.synth import SongSpec
 
-    from workers.audio.synth import SongSpec, synthesize_song, write_wav
-
+    spec = SongSpec(bpm=120.0, seed=7, sections=(("intro", 2), ("verse", 4)))
     root = tmp_path_factory.mktemp("samples")
-    astronaut = root / "astronaut.png"
-    Image.fromarray(np.asarray(skimage.data.astronaut())).save(astronaut)
-    hopper = root / "grace_hopper.jpg"
-    hopper.write_bytes(
-        Path(
-            matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        ).read_bytes()
-    )
-    song = synthesize_song(
-        SongSpec(bpm=120.0, seed=7, sections=(("intro", 2), ("verse", 4)))
-    )
-    wav = write_wav(root / "song.wav", song)
-    return {"astronaut": astronaut, "hopper": hopper, "song": wav, "song_truth": song}
+    return write_demo_material(root, spec, song_name="song.wav")

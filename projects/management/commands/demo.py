@@ -22,8 +22,15 @@ from workers.audio.synth import SongSpec, synthesize_song, write_wav
 DEMO_SONG = SongSpec(bpm=120.0, seed=2026)
 
 
-def write_demo_material(folder: Path) -> dict[str, Path]:
-    """Write the demo's photos and song into ``folder`` and return their paths."""
+def write_demo_material(
+    folder: Path, spec: SongSpec = DEMO_SONG, song_name: str = "demo-song.wav"
+) -> dict[str, Any]:
+    """Write the demo's photos and a song made from ``spec`` into ``folder``.
+
+    Returns the paths ("astronaut", "hopper", "song") and the synthesized
+    song itself ("song_truth": its exact beats and sections). The tests use
+    the same material with a shorter song.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     astronaut = folder / "astronaut.png"
     Image.fromarray(np.asarray(skimage.data.astronaut())).save(astronaut)
@@ -32,8 +39,9 @@ def write_demo_material(folder: Path) -> dict[str, Path]:
         "grace_hopper.jpg", asfileobj=False
     )
     hopper.write_bytes(Path(hopper_source).read_bytes())
-    song = write_wav(folder / "demo-song.wav", synthesize_song(DEMO_SONG))
-    return {"astronaut": astronaut, "hopper": hopper, "song": song}
+    song = synthesize_song(spec)
+    wav = write_wav(folder / song_name, song)
+    return {"astronaut": astronaut, "hopper": hopper, "song": wav, "song_truth": song}
 
 
 class Command(BaseCommand):
