@@ -17,7 +17,9 @@ Version 1 (all times are seconds, finite and >= 0; unknown keys are errors)::
         "width": 1920, "height": 1080, "fps": 30,     # even sizes, fps 1..120
         "format": "mp4",             # mp4 | webm | gif (default mp4)
         "quality": "standard",       # draft|standard|high or a CRF 0..51
-        "duration": 12.0             # optional; default: end of the last clip
+        "duration": 12.0,            # optional; default: end of the last clip
+        "loudness": -14.0,           # integrated LUFS, -40..-5 (default -14)
+        "true_peak": -1.0            # dBTP ceiling, -9..0 (default -1)
       },
       "audio": [                                      # optional
         {"file": "song.wav", "role": "music",         # music | voice
@@ -29,6 +31,7 @@ Version 1 (all times are seconds, finite and >= 0; unknown keys are errors)::
          "start": 0, "duration": 4,
          "move": "zoom_in",          # stills only: one of MOVES or
                                      # {"from": {x, y, zoom}, "to": {...}}
+         "focus": {"x": 0.4, "y": 0.3},  # stills only: fractions of the image
          "transition": {"type": "crossfade", "duration": 0.5}},
         {"source": {"kind": "video", "file": "b.mp4"},
          "start": 3.5, "duration": 4,
@@ -43,6 +46,14 @@ Version 1 (all times are seconds, finite and >= 0; unknown keys are errors)::
         {"kind": "karaoke", "words": [{"word": "la", "start": 1, "end": 1.4}],
          "position": "bottom", "style": "default"}
       ],
+      "watermark": {"file": "logo.png",               # .png|.jpg|.jpeg|.webp
+                    "position": "bottom_right",       # top_left|top_right|
+                                                      # bottom_left|bottom_right|
+                                                      # center
+                    "opacity": 0.8,                   # 0..1
+                    "width": 0.12,                    # of output width, >0.01..1
+                    "margin": 0.03},                  # of output width, 0..0.25
+      "manifest": {"job": "42", "prompt": "..."},     # any JSON object
       "cuts": [4.0, 8.0],                             # optional, ascending
       "beats": [0.5, 1.0]                             # optional, ascending
     }
@@ -55,6 +66,9 @@ Rules beyond types:
 * ``transition`` joins a clip to the NEXT one, so the last clip has none. A
   ``cut`` has duration 0; any other type lasts at least one frame, at most
   ``MAX_DURATION`` and less than both clips it joins.
+* ``focus`` is the point of a still (x, y as fractions of the image) that the
+  framing keeps in view and that named zooms and pushes close in on; without
+  it the centre is used. Video clips take no ``focus`` (nor ``move``).
 * A video clip's ``out`` (if given) must agree with ``in + duration * speed``
   to within half a frame.
 * ``output.duration`` may be shorter than the clips (the render is cut there)
@@ -65,10 +79,21 @@ Rules beyond types:
   strictly ascending.
 * File paths are local (relative or absolute) strings without NUL or line
   breaks; URLs (``http://``, ``file://``, ``data:``...) are rejected.
+* ``watermark`` overlays an image on every frame; its ``width`` and
+  ``margin`` are fractions of the output width (its height follows the image's
+  aspect ratio). Defaults: bottom_right, opacity 0.8, width 0.12, margin 0.03.
+* ``manifest`` is any JSON object (string keys, JSON values, finite numbers)
+  embedded in the rendered file's metadata. Its compact UTF-8 JSON encoding
+  (no spaces, non-ASCII kept as is) must be at most ``MAX_MANIFEST_BYTES``
+  (65536) bytes, and it may nest at most ``MAX_MANIFEST_DEPTH`` levels.
+* ``output.loudness`` and ``output.true_peak`` are the targets the soundtrack
+  is normalised to; ``to_dict`` writes them only when they differ from the
+  defaults.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -77,8 +102,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from workers.assembly.motion import MOVES
 from workers.assembly.presets import PRESETS, get_preset
-from workers.assembly.stills import MOVES
 from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
 
 VERSION = 1
@@ -91,6 +116,14 @@ MIN_GAIN_DB, MAX_GAIN_DB = -96.0, 24.0
 ROLES = ("music", "voice")
 POSITIONS = ("top", "center", "bottom", "lower_third")
 SUBTITLE_SUFFIXES = (".srt", ".ass")
+MIN_LOUDNESS, MAX_LOUDNESS, DEFAULT_LOUDNESS = -40.0, -5.0, -14.0  # LUFS
+MIN_TRUE_PEAK, MAX_TRUE_PEAK, DEFAULT_TRUE_PEAK = -9.0, 0.0, -1.0  # dBTP
+WATERMARK_POSITIONS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
+WATERMARK_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MIN_WATERMARK_WIDTH = 0.01  # exclusive; fractions of the output width
+MAX_WATERMARK_MARGIN = 0.25
+MAX_MANIFEST_BYTES = 65536  # compact JSON, UTF-8
+MAX_MANIFEST_DEPTH = 32
 EPSILON = 1e-6  # seconds; slack for float sums when checking contiguity
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
@@ -121,6 +154,8 @@ class Output:
     quality: int | str = "standard"
     duration: float | None = None  # None: the end of the last clip
     preset: str | None = None  # set when width/height/fps came from a preset
+    loudness: float = DEFAULT_LOUDNESS  # integrated loudness target, LUFS
+    true_peak: float = DEFAULT_TRUE_PEAK  # true-peak ceiling, dBTP
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = (
@@ -132,6 +167,10 @@ class Output:
         d["quality"] = self.quality
         if self.duration is not None:
             d["duration"] = self.duration
+        if self.loudness != DEFAULT_LOUDNESS:
+            d["loudness"] = self.loudness
+        if self.true_peak != DEFAULT_TRUE_PEAK:
+            d["true_peak"] = self.true_peak
         return d
 
 
@@ -209,6 +248,7 @@ class Clip:
     speed: float = 1.0  # video only
     move: Move | None = None  # stills only
     transition: TransitionSpec | None = None  # into the next clip
+    focus: tuple[float, float] | None = None  # stills only: (x, y) of the image
 
     @property
     def end(self) -> float:
@@ -232,6 +272,8 @@ class Clip:
             d["speed"] = self.speed
         if self.move is not None:
             d["move"] = self.move if isinstance(self.move, str) else self.move.to_dict()
+        if self.focus is not None:
+            d["focus"] = {"x": self.focus[0], "y": self.focus[1]}
         if self.transition is not None:
             d["transition"] = self.transition.to_dict()
         return d
@@ -308,6 +350,31 @@ class Karaoke:
 
 TextItem: TypeAlias = Subtitles | Title | Karaoke
 
+WatermarkPosition: TypeAlias = Literal[
+    "top_left", "top_right", "bottom_left", "bottom_right", "center"
+]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """An image over every frame; width and margin are fractions of the
+    output width."""
+
+    file: str
+    position: WatermarkPosition = "bottom_right"
+    opacity: float = 0.8
+    width: float = 0.12
+    margin: float = 0.03
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "position": self.position,
+            "opacity": self.opacity,
+            "width": self.width,
+            "margin": self.margin,
+        }
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -319,6 +386,10 @@ class Timeline:
     cuts: tuple[float, ...] = ()
     beats: tuple[float, ...] = ()
     version: int = VERSION
+    watermark: Watermark | None = None
+    # Any JSON object for the rendered file's metadata. A plain dict: equality
+    # works, hashing a Timeline that has one does not.
+    manifest: Mapping[str, Any] | None = None
 
     @property
     def fps(self) -> int:
@@ -351,6 +422,10 @@ class Timeline:
             d["grade"] = self.grade.to_dict()
         if self.text:
             d["text"] = [t.to_dict() for t in self.text]
+        if self.watermark is not None:
+            d["watermark"] = self.watermark.to_dict()
+        if self.manifest is not None:
+            d["manifest"] = copy.deepcopy(dict(self.manifest))
         if self.cuts:
             d["cuts"] = list(self.cuts)
         if self.beats:
@@ -546,7 +621,17 @@ def _output(c: _Checker, value: Any) -> tuple[Output | None, bool]:
         p,
         value,
         (),
-        ("preset", "width", "height", "fps", "format", "quality", "duration"),
+        (
+            "preset",
+            "width",
+            "height",
+            "fps",
+            "format",
+            "quality",
+            "duration",
+            "loudness",
+            "true_peak",
+        ),
     )
     if d is None:
         return None, False
@@ -611,9 +696,26 @@ def _output(c: _Checker, value: Any) -> tuple[Output | None, bool]:
                 f"(got {_type_name(q)} {_fmt(q)})",
             )
     duration = _opt(lambda q, v: c.time(q, v, positive=True), p, d, "duration", None)
+    loudness = _opt(
+        lambda q, v: c.number(q, v, MIN_LOUDNESS, MAX_LOUDNESS),
+        p,
+        d,
+        "loudness",
+        DEFAULT_LOUDNESS,
+    )
+    true_peak = _opt(
+        lambda q, v: c.number(q, v, MIN_TRUE_PEAK, MAX_TRUE_PEAK),
+        p,
+        d,
+        "true_peak",
+        DEFAULT_TRUE_PEAK,
+    )
     if width is None or height is None or fps is None:
         return None, False
-    return Output(width, height, fps, fmt, quality, duration, preset_name), ok
+    output = Output(
+        width, height, fps, fmt, quality, duration, preset_name, loudness, true_peak
+    )
+    return output, ok
 
 
 def _audio(c: _Checker, value: Any) -> tuple[AudioTrack, ...]:
@@ -645,6 +747,17 @@ def _framing(c: _Checker, path: str, value: Any) -> Framing | None:
     if x is None or y is None:
         return None
     return Framing(x, y, zoom)
+
+
+def _focus(c: _Checker, path: str, value: Any) -> tuple[float, float] | None:
+    d = c.obj(path, value, ("x", "y"))
+    if d is None:
+        return None
+    x = c.number(f"{path}.x", d["x"], 0.0, 1.0) if "x" in d else None
+    y = c.number(f"{path}.y", d["y"], 0.0, 1.0) if "y" in d else None
+    if x is None or y is None:
+        return None
+    return (x, y)
 
 
 def _move(c: _Checker, path: str, value: Any) -> Move | None:
@@ -684,7 +797,7 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
         p,
         value,
         ("source", "start", "duration"),
-        ("in", "out", "speed", "move", "transition"),
+        ("in", "out", "speed", "move", "focus", "transition"),
     )
     if d is None:
         return None
@@ -732,6 +845,12 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
             c.err(f"{p}.move", "only still clips take a move")
         else:
             move = _move(c, f"{p}.move", d["move"])
+    focus: tuple[float, float] | None = None
+    if "focus" in d:
+        if source is not None and source.kind == "video":
+            c.err(f"{p}.focus", "only still clips take a focus")
+        else:
+            focus = _focus(c, f"{p}.focus", d["focus"])
     transition = (
         _transition(c, f"{p}.transition", d["transition"])
         if ("transition" in d)
@@ -739,7 +858,7 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
     )
     if source is None or start is None or duration is None:
         return None
-    return Clip(source, start, duration, in_, out, speed, move, transition)
+    return Clip(source, start, duration, in_, out, speed, move, transition, focus)
 
 
 def _clips(c: _Checker, value: Any, fps: int | None) -> tuple[Clip, ...]:
@@ -829,6 +948,104 @@ def _grade(c: _Checker, value: Any) -> Grade | None:
     if preset is None and cube is None:
         return None
     return Grade(preset, cube if preset is None else None, intensity)
+
+
+def _watermark(c: _Checker, value: Any) -> Watermark | None:
+    p = "watermark"
+    d = c.obj(p, value, ("file",), ("position", "opacity", "width", "margin"))
+    if d is None:
+        return None
+    file = c.file(f"{p}.file", d["file"], WATERMARK_SUFFIXES) if "file" in d else None
+    position = _opt(
+        lambda q, v: c.choice(q, v, WATERMARK_POSITIONS),
+        p,
+        d,
+        "position",
+        "bottom_right",
+    )
+    opacity = _opt(lambda q, v: c.number(q, v, 0.0, 1.0), p, d, "opacity", 0.8)
+    width = _opt(
+        lambda q, v: c.number(q, v, MIN_WATERMARK_WIDTH, 1.0, lo_open=True),
+        p,
+        d,
+        "width",
+        0.12,
+    )
+    margin = _opt(
+        lambda q, v: c.number(q, v, 0.0, MAX_WATERMARK_MARGIN), p, d, "margin", 0.03
+    )
+    if file is None:
+        return None
+    return Watermark(file, position, opacity, width, margin)
+
+
+def _key_path(path: str, key: str) -> str:
+    if _IDENTIFIER.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _json_value(c: _Checker, path: str, value: Any, depth: int) -> None:
+    """Report anything in ``value`` that is not plain, finite, encodable JSON."""
+    if depth > MAX_MANIFEST_DEPTH:
+        c.err(path, f"nests too deeply (at most {MAX_MANIFEST_DEPTH} levels)")
+        return
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            c.err(path, f"must be a finite number (got {value})")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            c.err(path, "must be valid Unicode (has a lone surrogate)")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _json_value(c, f"{path}[{i}]", item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                c.err(path, f"keys must be strings (got {_type_name(key)} {key!r})")
+                continue
+            where = _key_path(path, key)
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                c.err(where, "key must be valid Unicode (has a lone surrogate)")
+                continue
+            _json_value(c, where, item, depth + 1)
+        return
+    c.err(path, f"must be a JSON value (got {type(value).__name__})")
+
+
+def _manifest(c: _Checker, value: Any) -> dict[str, Any] | None:
+    """A copy of the manifest object, or None if it is not one or too big."""
+    if not isinstance(value, dict):
+        c.err("manifest", f"must be an object (got {_type_name(value)})")
+        return None
+    before = len(c.errors)
+    _json_value(c, "manifest", value, 1)
+    if len(c.errors) > before:
+        return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except ValueError as e:  # e.g. an integer too long to convert to text
+        c.err("manifest", f"cannot be encoded as JSON: {e}")
+        return None
+    size = len(text.encode("utf-8"))
+    if size > MAX_MANIFEST_BYTES:
+        c.err(
+            "manifest",
+            f"is too big: at most {MAX_MANIFEST_BYTES} bytes as compact UTF-8 JSON "
+            f"(got {size} bytes)",
+        )
+        return None
+    copied: dict[str, Any] = json.loads(text)
+    return copied
 
 
 def _text(c: _Checker, value: Any, end: float | None) -> tuple[TextItem, ...]:
@@ -945,7 +1162,7 @@ def load_timeline(data: dict[str, Any] | str | Path) -> Timeline:
         "",
         doc,
         ("version", "output", "clips"),
-        ("audio", "grade", "text", "cuts", "beats"),
+        ("audio", "grade", "text", "watermark", "manifest", "cuts", "beats"),
     )
     if d is None:
         raise TimelineError(c.errors)
@@ -970,13 +1187,17 @@ def load_timeline(data: dict[str, Any] | str | Path) -> Timeline:
     audio = _audio(c, d["audio"]) if "audio" in d else ()
     grade = _grade(c, d["grade"]) if "grade" in d else None
     text = _text(c, d["text"], end) if "text" in d else ()
+    watermark = _watermark(c, d["watermark"]) if "watermark" in d else None
+    manifest = _manifest(c, d["manifest"]) if "manifest" in d else None
     cuts = c.ascending("cuts", d["cuts"]) if "cuts" in d else ()
     beats = c.ascending("beats", d["beats"]) if "beats" in d else ()
     if c.errors or output is None or not output_ok:
         if not c.errors:  # pragma: no cover - defensive
             c.err("output", "is invalid")
         raise TimelineError(c.errors)
-    return Timeline(output, clips, audio, grade, text, cuts, beats, VERSION)
+    return Timeline(
+        output, clips, audio, grade, text, cuts, beats, VERSION, watermark, manifest
+    )
 
 
 # --------------------------------------------------------------------------
@@ -987,7 +1208,8 @@ def timeline_json_schema() -> dict[str, Any]:
     """Version 1 as a JSON Schema (draft 2020-12).
 
     It checks shapes, types, ranges and names; the cross-field rules (clip
-    contiguity, transition lengths, word order, ascending lists) are only in
+    contiguity, transition lengths, word order, ascending lists, move and focus
+    on stills only) and the manifest's size and depth limits are only in
     ``load_timeline``.
     """
     time = {"type": "number", "minimum": 0}
@@ -1012,6 +1234,7 @@ def timeline_json_schema() -> dict[str, Any]:
         },
     }
     ascending = {"type": "array", "items": time}
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://nano-banana.studio/schemas/timeline-v1.json",
@@ -1037,6 +1260,16 @@ def timeline_json_schema() -> dict[str, Any]:
                         ]
                     },
                     "duration": positive,
+                    "loudness": {
+                        "type": "number",
+                        "minimum": MIN_LOUDNESS,
+                        "maximum": MAX_LOUDNESS,
+                    },
+                    "true_peak": {
+                        "type": "number",
+                        "minimum": MIN_TRUE_PEAK,
+                        "maximum": MAX_TRUE_PEAK,
+                    },
                 },
                 "oneOf": [
                     {
@@ -1112,6 +1345,12 @@ def timeline_json_schema() -> dict[str, Any]:
                                     "properties": {"from": framing, "to": framing},
                                 },
                             ]
+                        },
+                        "focus": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["x", "y"],
+                            "properties": {"x": unit, "y": unit},
                         },
                         "transition": {
                             "type": "object",
@@ -1197,6 +1436,35 @@ def timeline_json_schema() -> dict[str, Any]:
                     ]
                 },
             },
+            "watermark": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "allOf": [
+                            file,
+                            {
+                                "pattern": r"\.([Pp][Nn][Gg]|[Jj][Pp][Ee]?[Gg]"
+                                r"|[Ww][Ee][Bb][Pp])$"
+                            },
+                        ]
+                    },
+                    "position": {"enum": list(WATERMARK_POSITIONS)},
+                    "opacity": unit,
+                    "width": {
+                        "type": "number",
+                        "exclusiveMinimum": MIN_WATERMARK_WIDTH,
+                        "maximum": 1,
+                    },
+                    "margin": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_WATERMARK_MARGIN,
+                    },
+                },
+            },
+            "manifest": {"type": "object"},
             "cuts": ascending,
             "beats": ascending,
         },

@@ -8,12 +8,17 @@ from typing import Any
 import jsonschema
 import pytest
 
+from workers.assembly.motion import MOVES
 from workers.assembly.timeline import (
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH,
     Clip,
     CustomMove,
     Karaoke,
+    Output,
     Timeline,
     TimelineError,
+    Watermark,
     load_timeline,
     timeline_json_schema,
 )
@@ -408,6 +413,17 @@ def test_json_schema_accepts_valid_examples() -> None:
         lambda d: d["audio"][0].update(role="drums"),
         lambda d: d["text"][0].update(file="lyrics.txt"),
         lambda d: d.update(clips=[]),
+        lambda d: d["clips"][0].update(focus={"x": 2, "y": 0.5}),
+        lambda d: d["clips"][0].update(focus={"x": 0.5}),
+        lambda d: d.update(watermark={"file": "logo.gif"}),
+        lambda d: d.update(watermark={"file": "https://x/logo.png"}),
+        lambda d: d.update(watermark={"file": "a.png", "position": "middle"}),
+        lambda d: d.update(watermark={"file": "a.png", "width": 0.01}),
+        lambda d: d.update(watermark={"file": "a.png", "margin": 0.3}),
+        lambda d: d.update(watermark={"file": "a.png", "alpha": 1}),
+        lambda d: d.update(manifest=[1, 2]),
+        lambda d: d["output"].update(loudness=-50),
+        lambda d: d["output"].update(true_peak=1),
     ],
 )
 def test_json_schema_rejects_invalid_examples(mutate: Any) -> None:
@@ -444,3 +460,325 @@ def test_wrong_top_level_shapes() -> None:
     d = doc()
     del d["output"]
     assert paths_of(d) == ["output"]
+
+
+# -- focus, watermark, manifest, loudness --
+
+EXTRAS: dict[str, Any] = copy.deepcopy(VALID)
+EXTRAS["output"].update(loudness=-16, true_peak=-1.5)
+EXTRAS["clips"][0]["focus"] = {"x": 0.4, "y": 0.25}
+EXTRAS["clips"][2]["focus"] = {"x": 1, "y": 0}
+EXTRAS["watermark"] = {
+    "file": "brand/logo.webp",
+    "position": "top_left",
+    "opacity": 0.5,
+    "width": 0.2,
+    "margin": 0.05,
+}
+EXTRAS["manifest"] = {
+    "job": "42",
+    "prompt": "bananas in space \u00e9\u00e8 \U0001f34c",
+    "seed": 7,
+    "weights": [0.5, 1, None, True],
+    "nested": {"a b": {"c": []}},
+}
+
+
+def extras(**changes: Any) -> dict[str, Any]:
+    d = copy.deepcopy(EXTRAS)
+    d.update(changes)
+    return d
+
+
+def test_moves_come_from_motion() -> None:
+    assert {"push_in", "push_out", "static"} <= set(MOVES)
+    for move in ("push_in", "push_out", "static"):
+        d = doc()
+        d["clips"][0]["move"] = move
+        assert load_timeline(d).clips[0].move == move
+
+
+def test_new_blocks_load() -> None:
+    t = load_timeline(EXTRAS)
+    assert t.output.loudness == -16.0 and t.output.true_peak == -1.5
+    assert t.clips[0].focus == (0.4, 0.25)
+    assert t.clips[1].focus is None
+    assert t.clips[2].focus == (1.0, 0.0)
+    assert t.watermark == Watermark("brand/logo.webp", "top_left", 0.5, 0.2, 0.05)
+    assert t.manifest == EXTRAS["manifest"]
+    assert t.manifest is not EXTRAS["manifest"]
+
+
+def test_new_blocks_round_trip() -> None:
+    t = load_timeline(EXTRAS)
+    d = t.to_dict()
+    assert d["clips"][0]["focus"] == {"x": 0.4, "y": 0.25}
+    assert "focus" not in d["clips"][1]
+    assert d["watermark"] == EXTRAS["watermark"]
+    assert d["manifest"] == EXTRAS["manifest"]
+    assert (d["output"]["loudness"], d["output"]["true_peak"]) == (-16.0, -1.5)
+    assert load_timeline(d) == t
+    assert load_timeline(json.dumps(d)) == t
+    assert load_timeline(t.to_json()) == t
+    assert load_timeline(d).to_dict() == d
+    assert t != load_timeline(VALID)
+
+
+def test_new_blocks_default_when_absent() -> None:
+    t = load_timeline(VALID)
+    assert t.watermark is None and t.manifest is None
+    assert all(c.focus is None for c in t.clips)
+    assert (t.output.loudness, t.output.true_peak) == (-14.0, -1.0)
+    d = t.to_dict()
+    assert "watermark" not in d and "manifest" not in d
+    assert "loudness" not in d["output"] and "true_peak" not in d["output"]
+    assert all("focus" not in c for c in d["clips"])
+
+
+def test_output_loudness_only_written_when_not_default() -> None:
+    d = doc()
+    d["output"].update(loudness=-14, true_peak=-2)
+    t = load_timeline(d)
+    want = Output(1920, 1080, 30, "mp4", "high", None, "youtube", -14.0, -2.0)
+    assert t.output == want
+    out = t.to_dict()["output"]
+    assert "loudness" not in out and out["true_peak"] == -2.0
+    assert load_timeline(t.to_dict()) == t
+    d["output"].update(loudness=-40, true_peak=0)  # both bounds are allowed
+    assert (load_timeline(d).output.loudness, load_timeline(d).output.true_peak) == (
+        -40.0,
+        0.0,
+    )
+    d["output"].update(loudness=-5, true_peak=-9)
+    assert load_timeline(d).output.loudness == -5.0
+
+
+def test_watermark_defaults() -> None:
+    t = load_timeline(doc(watermark={"file": "logo.png"}))
+    assert t.watermark == Watermark("logo.png", "bottom_right", 0.8, 0.12, 0.03)
+    assert t.to_dict()["watermark"] == {
+        "file": "logo.png",
+        "position": "bottom_right",
+        "opacity": 0.8,
+        "width": 0.12,
+        "margin": 0.03,
+    }
+    assert load_timeline(t.to_dict()) == t
+    for name in ("a.JPG", "b.jpeg", "/abs/c.png", "d.WebP"):
+        w = load_timeline(doc(watermark={"file": name, "width": 1, "margin": 0.25}))
+        assert w.watermark is not None and w.watermark.file == name
+    for pos in ("top_left", "top_right", "bottom_left", "bottom_right", "center"):
+        w = load_timeline(doc(watermark={"file": "a.png", "position": pos}))
+        assert w.watermark is not None and w.watermark.position == pos
+
+
+@pytest.mark.parametrize(
+    ("output", "path", "needle"),
+    [
+        ({"loudness": -41}, "output.loudness", "must be >= -40 and <= -5"),
+        ({"loudness": -4.5}, "output.loudness", "must be <= -5"),
+        ({"loudness": "loud"}, "output.loudness", "must be a number"),
+        ({"loudness": True}, "output.loudness", "must be a number"),
+        ({"true_peak": 0.1}, "output.true_peak", "must be <= 0"),
+        ({"true_peak": -9.5}, "output.true_peak", "must be >= -9"),
+        ({"true_peak": None}, "output.true_peak", "must be a number"),
+        ({"lufs": -14}, "output.lufs", "unknown key 'lufs'"),
+    ],
+)
+def test_bad_loudness(output: dict[str, Any], path: str, needle: str) -> None:
+    d = doc()
+    d["output"].update(output)
+    errs = errors_of(d)
+    assert [p for p, _ in errs] == [path]
+    assert needle in errs[0][1]
+
+
+def test_loudness_errors_with_explicit_output() -> None:
+    d = doc(output={"width": 640, "height": 360, "fps": 24, "loudness": 0})
+    d["output"]["true_peak"] = float("nan")
+    assert paths_of(d) == ["output.loudness", "output.true_peak"]
+
+
+def test_focus_on_a_video_clip() -> None:
+    d = doc()
+    d["clips"][1]["focus"] = {"x": 0.5, "y": 0.5}
+    assert errors_of(d) == [("clips[1].focus", "only still clips take a focus")]
+
+
+@pytest.mark.parametrize(
+    ("focus", "paths"),
+    [
+        ({"x": 1.5, "y": 0.5}, ["clips[0].focus.x"]),
+        ({"x": 0.5, "y": -0.1}, ["clips[0].focus.y"]),
+        ({"x": "left", "y": 0.5}, ["clips[0].focus.x"]),
+        ({"x": True, "y": 0.5}, ["clips[0].focus.x"]),
+        ({"x": 0.5}, ["clips[0].focus.y"]),
+        ({"x": 0.5, "y": 0.5, "zoom": 2}, ["clips[0].focus.zoom"]),
+        ([0.5, 0.5], ["clips[0].focus"]),
+        (None, ["clips[0].focus"]),
+        ({"x": 2, "y": 2}, ["clips[0].focus.x", "clips[0].focus.y"]),
+    ],
+)
+def test_bad_focus(focus: Any, paths: list[str]) -> None:
+    d = doc()
+    d["clips"][0]["focus"] = focus
+    assert paths_of(d) == paths
+
+
+def test_bad_focus_messages() -> None:
+    d = doc()
+    d["clips"][2]["focus"] = {"x": 1.5, "y": 0.5}
+    assert errors_of(d) == [("clips[2].focus.x", "must be <= 1 (got 1.5)")]
+    d["clips"][2]["focus"] = {"y": 0.5}
+    assert errors_of(d) == [("clips[2].focus.x", "is required")]
+
+
+@pytest.mark.parametrize(
+    ("watermark", "path", "needle"),
+    [
+        ({"file": "a.png", "opacity": 1.2}, "watermark.opacity", "must be <= 1"),
+        ({"file": "a.png", "opacity": -0.1}, "watermark.opacity", ">= 0"),
+        ({"file": "a.png", "opacity": "half"}, "watermark.opacity", "a number"),
+        ({"file": "a.png", "width": 0.01}, "watermark.width", "must be > 0.01"),
+        ({"file": "a.png", "width": 0}, "watermark.width", "must be > 0.01"),
+        ({"file": "a.png", "width": 1.01}, "watermark.width", "must be <= 1"),
+        ({"file": "a.png", "margin": 0.26}, "watermark.margin", "must be <= 0.25"),
+        ({"file": "a.png", "margin": -0.01}, "watermark.margin", ">= 0"),
+        ({"file": "a.png", "position": "middle"}, "watermark.position", "top_left"),
+        ({"file": "a.png", "position": "bottom"}, "watermark.position", "center"),
+        ({"file": "a.png", "position": 3}, "watermark.position", "a string"),
+        ({"file": "a.png", "alpha": 0.5}, "watermark.alpha", "unknown key 'alpha'"),
+        ({"file": "https://cdn.x/logo.png"}, "watermark.file", "not a URL"),
+        ({"file": "file:///tmp/logo.png"}, "watermark.file", "not a URL"),
+        ({"file": "data:image/png;base64,AAAA"}, "watermark.file", "not a URL"),
+        ({"file": "logo.gif"}, "watermark.file", "must end with .png or .jpg"),
+        ({"file": "logo.png.txt"}, "watermark.file", ".webp"),
+        ({"file": "logo\n.png"}, "watermark.file", "line breaks"),
+        ({"file": 5}, "watermark.file", "must be a string"),
+        ({"file": "  "}, "watermark.file", "must not be empty"),
+        ({"opacity": 0.5}, "watermark.file", "is required"),
+    ],
+)
+def test_bad_watermark(watermark: dict[str, Any], path: str, needle: str) -> None:
+    errs = errors_of(doc(watermark=watermark))
+    assert [p for p, _ in errs] == [path]
+    assert needle in errs[0][1]
+
+
+def test_watermark_wrong_type_and_several_errors() -> None:
+    assert paths_of(doc(watermark="logo.png")) == ["watermark"]
+    assert paths_of(doc(watermark=None)) == ["watermark"]
+    bad = {"file": "x.bmp", "position": "nowhere", "opacity": 2, "margin": 1}
+    assert paths_of(doc(watermark=bad)) == [
+        "watermark.file",
+        "watermark.position",
+        "watermark.opacity",
+        "watermark.margin",
+    ]
+
+
+@pytest.mark.parametrize("manifest", [[1, 2], "meta", 3, None, True])
+def test_manifest_must_be_an_object(manifest: Any) -> None:
+    errs = errors_of(doc(manifest=manifest))
+    assert [p for p, _ in errs] == ["manifest"]
+    assert "must be an object" in errs[0][1]
+
+
+def test_manifest_any_json_object() -> None:
+    assert load_timeline(doc(manifest={})).manifest == {}
+    assert load_timeline(doc(manifest={})).to_dict()["manifest"] == {}
+    m = {"a": {"b": [1, 2.5, "x", None, False, {"c": {}}]}}
+    t = load_timeline(json.dumps(doc(manifest=m)))
+    assert t.manifest == m
+    assert load_timeline(t.to_dict()) == t
+
+
+def test_manifest_is_copied() -> None:
+    d = doc(manifest={"tags": ["a"]})
+    t = load_timeline(d)
+    d["manifest"]["tags"].append("b")
+    assert t.manifest == {"tags": ["a"]}
+    out = t.to_dict()
+    out["manifest"]["tags"].append("c")
+    assert t.manifest == {"tags": ["a"]}
+
+
+def _manifest_of_size(n: int) -> dict[str, Any]:
+    """A manifest whose compact UTF-8 JSON is n bytes, mostly 2-byte chars."""
+    overhead = len('{"a":""}')
+    body = n - overhead
+    return {"a": "\u00e9" * (body // 2) + "x" * (body % 2)}
+
+
+def test_manifest_size_limit_counts_utf8_bytes() -> None:
+    assert MAX_MANIFEST_BYTES == 65536
+    m = _manifest_of_size(MAX_MANIFEST_BYTES)
+    encoded = json.dumps(m, separators=(",", ":"), ensure_ascii=False)
+    assert len(encoded.encode("utf-8")) == MAX_MANIFEST_BYTES
+    assert len(encoded) < MAX_MANIFEST_BYTES  # characters alone would not catch it
+    assert load_timeline(doc(manifest=m)).manifest == m
+    too_big = _manifest_of_size(MAX_MANIFEST_BYTES + 1)
+    errs = errors_of(doc(manifest=too_big))
+    assert [p for p, _ in errs] == ["manifest"]
+    assert "65536 bytes" in errs[0][1] and "65537" in errs[0][1]
+
+
+def test_manifest_size_ignores_indentation() -> None:
+    # Compact encoding is what counts, not how the document was written.
+    m = {"k": "y" * (MAX_MANIFEST_BYTES - len('{"k":""}'))}
+    text = json.dumps(doc(manifest=m), indent=8)
+    assert load_timeline(text).manifest == m
+
+
+@pytest.mark.parametrize(
+    ("manifest", "path", "needle"),
+    [
+        ({"score": float("nan")}, "manifest.score", "finite"),
+        ({"list": [1, float("inf")]}, "manifest.list[1]", "finite"),
+        ({"tags": {"a", "b"}}, "manifest.tags", "JSON value"),
+        ({"when": (1, 2)}, "manifest.when", "JSON value"),
+        ({"odd key": {"x": object()}}, 'manifest["odd key"].x', "JSON value"),
+        ({1: "one"}, "manifest", "keys must be strings"),
+        ({"s": "\ud800"}, "manifest.s", "Unicode"),
+    ],
+)
+def test_manifest_bad_values(manifest: dict[Any, Any], path: str, needle: str) -> None:
+    errs = errors_of(doc(manifest=manifest))
+    assert [p for p, _ in errs] == [path]
+    assert needle in errs[0][1]
+
+
+def test_manifest_depth_limit() -> None:
+    ok: Any = "leaf"
+    for _ in range(MAX_MANIFEST_DEPTH - 1):
+        ok = {"n": ok}
+    assert load_timeline(doc(manifest=ok)).manifest == ok
+    deep: Any = {"n": ok}
+    errs = errors_of(doc(manifest=deep))
+    assert len(errs) == 1 and errs[0][0].startswith("manifest.n.n")
+    assert "nests too deeply" in errs[0][1]
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    assert "nests too deeply" in errors_of(doc(manifest=cyclic))[0][1]
+
+
+def test_new_block_errors_reported_together() -> None:
+    d = doc(watermark={"file": "http://x/logo.png", "opacity": 3}, manifest=[])
+    d["output"]["loudness"] = 1
+    d["clips"][1]["focus"] = {"x": 0.5, "y": 0.5}
+    d["clips"][2]["focus"] = {"x": 0.5, "y": 9}
+    assert paths_of(d) == [
+        "output.loudness",
+        "clips[1].focus",
+        "clips[2].focus.y",
+        "watermark.file",
+        "watermark.opacity",
+        "manifest",
+    ]
+
+
+def test_json_schema_accepts_new_blocks() -> None:
+    validator = jsonschema.Draft202012Validator(timeline_json_schema())
+    validator.validate(EXTRAS)
+    validator.validate(load_timeline(EXTRAS).to_dict())
+    validator.validate(extras(watermark={"file": "a.JPEG", "width": 1}))
