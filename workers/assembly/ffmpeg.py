@@ -71,7 +71,7 @@ def stderr_tail(text: str | Iterable[str]) -> str:
     return tail[-_STDERR_TAIL_CHARS:]
 
 
-def _temp_output(output: Path) -> Path:
+def temp_output(output: Path) -> Path:
     # Same folder so the final rename is atomic; same suffix so ffmpeg still
     # infers the muxer from the name.
     fd, name = tempfile.mkstemp(
@@ -113,7 +113,7 @@ def run_ffmpeg(
     output = Path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        temp = _temp_output(output)
+        temp = temp_output(output)
     except OSError as exc:
         raise FFmpegError(f"cannot write to {output.parent}: {exc}") from exc
     # -y because the temporary name was created (empty) to reserve it.

@@ -42,7 +42,7 @@ X264_ARGS = [
 
 # EXIF orientation -> filters that make the pixels upright. ffmpeg's own
 # autorotation is turned off so the result never depends on its version.
-_ORIENT_FILTERS = {
+ORIENT_FILTERS = {
     2: ["hflip"],
     3: ["hflip", "vflip"],
     4: ["vflip"],
@@ -53,7 +53,7 @@ _ORIENT_FILTERS = {
 }
 # Decoder to use for each Pillow format: uploads are stored under content hashes
 # without a telling extension, so the image2 demuxer cannot guess the codec.
-_DECODERS = {
+DECODERS = {
     "JPEG": "mjpeg",
     "PNG": "png",
     "WEBP": "webp",
@@ -64,14 +64,14 @@ _DECODERS = {
 
 
 @dataclass(frozen=True)
-class _Source:
+class StillInfo:
     width: int  # upright size, after EXIF orientation
     height: int
     decoder: str | None
     orient: list[str]
 
 
-def _inspect(image: Path) -> _Source:
+def inspect_image(image: Path) -> StillInfo:
     try:
         with Image.open(image) as img:
             width, height = img.size
@@ -81,8 +81,8 @@ def _inspect(image: Path) -> _Source:
         raise ValueError(f"{image.name}: not an image that can be read") from exc
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    orient = _ORIENT_FILTERS.get(orientation, [])
-    return _Source(width, height, _DECODERS.get(fmt), orient)
+    orient = ORIENT_FILTERS.get(orientation, [])
+    return StillInfo(width, height, DECODERS.get(fmt), orient)
 
 
 def _lerp(a: float, b: float, p: str) -> str:
@@ -90,7 +90,7 @@ def _lerp(a: float, b: float, p: str) -> str:
 
 
 def _move_filters(
-    src: _Source,
+    src: StillInfo,
     width: int,
     height: int,
     frames: int,
@@ -195,7 +195,7 @@ def render_still_clip(
         raise ValueError("Clip width and height must be even numbers (yuv420p).")
     if not image.is_file():
         raise ValueError(f"{image.name}: no such image")
-    src = _inspect(image)
+    src = inspect_image(image)
     chain = _move_filters(src, width, height, frames, move, focus)
     chain += [f"settb=1/{fps}", "setpts=N"]
     options = ["-noautorotate", "-framerate", str(fps)]

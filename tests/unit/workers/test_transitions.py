@@ -8,6 +8,7 @@ import pytest
 
 from workers.assembly.ffmpeg import run_ffmpeg
 from workers.assembly.stills import X264_ARGS
+from workers.assembly.blends import BLENDS
 from workers.assembly.transitions import (
     TRANSITIONS,
     get_transition,
@@ -176,11 +177,11 @@ def test_a_luma_wipe_reaches_the_top_left_corner_first(joined):
     assert _diff(middle[far], ref_a[far]) < 10
 
 
-def test_custom_expressions_keep_no_state_shared_between_slice_threads():
-    # xfade runs an expression on several threads at once; st()/ld() share
-    # one store between them and would race.
-    for t in TRANSITIONS.values():
-        assert "st(" not in t.expr and "ld(" not in t.expr, t.name
+def test_blend_kinds_are_drawn_by_the_renderer_not_by_a_filter():
+    blend_kinds = {t.name for t in TRANSITIONS.values() if t.kind == "blend"}
+    assert blend_kinds == set(BLENDS)
+    with pytest.raises(ValueError, match="drawn by the renderer"):
+        join_filter("flash", 0.5, 1.0, "a", "b", "out", 30, 320, 180)
 
 
 def test_dips_pass_through_black_and_white(joined):

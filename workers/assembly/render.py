@@ -1,0 +1,763 @@
+"""Render a timeline into the finished video.
+
+How the work is split, and why::
+
+    sources (stills: one warp per frame; video: ffmpeg decoder) ──┐
+        solo frames ───────────────────────────────────────────────┤
+        transition windows: ffmpeg [a][b] join_filter → raw frames ─┤
+                                                                    ▼
+    encoder ffmpeg: raw frames on stdin + mixed soundtrack + watermark
+        → subtitles (libass) → watermark overlay → H.264/VP9 → file + manifest
+
+Frames outside transitions go straight from their source to the encoder; only
+the frames inside a transition window pass through an xfade filtergraph (a
+short ffmpeg process per transition, fed through two pipes). This departs from
+one filtergraph with every clip as an input: that shape held about 20 MB per
+clip inside ffmpeg (1.2 GB for a 60-clip song), converted every frame to 4:4:4
+and back for xfade, and ffmpeg's sub-pixel ``perspective`` filter alone ran at
+half the encoder's speed at 1080p. Here memory is flat (a few frames per
+source, at most two sources open) and the encoder is the bottleneck.
+
+Timing is in frames: clip k covers frames [round(start·fps), round(end·fps));
+a transition is the frames two clips share; the output has
+round(duration·fps) frames exactly and the soundtrack is trimmed to the same
+length, so picture and sound start together and end together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers.assembly import encode
+from workers.assembly.audio_mix import MixReport, mix_audio
+from workers.assembly.blends import BLENDS, Blend
+from workers.assembly.ffmpeg import (
+    FFmpegError,
+    base_command,
+    input_args,
+    run_ffmpeg,
+    stderr_tail,
+    temp_output,
+)
+from workers.assembly.grading import grade_filter
+from workers.assembly.motion import View, move_views
+from workers.assembly.sources import (
+    FrameSource,
+    StillSource,
+    VideoSource,
+    frame_bytes,
+    read_frame,
+)
+from workers.assembly.stills import inspect_image
+from workers.assembly.subtitles import (
+    karaoke_ass,
+    parse_srt,
+    srt_to_ass,
+    subtitles_filter,
+    title_ass,
+)
+from workers.assembly.thumbnail import choose_thumbnail
+from workers.assembly.timeline import (
+    Clip,
+    CustomMove,
+    Karaoke,
+    Subtitles,
+    Timeline,
+    TimelineError,
+    Title,
+)
+from workers.assembly.transitions import TO_OUTPUT, join_filter
+
+ProgressCallback = Callable[[int, int], None]  # (frames done, frames in total)
+
+MANIFEST_KEY = "studio_manifest"
+PIPE_SIZE = 1 << 20  # bytes; fewer, larger pipe writes for 3 MB frames
+_F_SETPIPE_SZ = 1031  # fcntl command (Linux)
+MAX_SUBTITLE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RenderReport:
+    frames: int
+    fps: int
+    width: int
+    height: int
+    duration: float  # seconds: frames / fps
+    format: str
+    seconds: float  # wall time of the render
+    joins: tuple[float, ...]  # centre of every cut and transition, in seconds
+    loudness_lufs: float | None = None
+    true_peak_db: float | None = None
+    thumbnail_time: float | None = None
+
+
+@dataclass(frozen=True)
+class _Slot:
+    first: int  # first frame on the output timeline
+    last: int  # one past the last frame
+
+
+# --------------------------------------------------------------------------
+# Input files
+
+
+def _resolve(timeline: Timeline, base_dir: Path) -> dict[str, Path]:
+    """Every file the timeline names, as a checked absolute path."""
+    named: list[tuple[str, str]] = [
+        (f"clips[{i}].source.file", c.source.file) for i, c in enumerate(timeline.clips)
+    ]
+    named += [(f"audio[{i}].file", a.file) for i, a in enumerate(timeline.audio)]
+    if timeline.grade is not None and timeline.grade.cube:
+        named.append(("grade.cube", timeline.grade.cube))
+    named += [
+        (f"text[{i}].file", t.file)
+        for i, t in enumerate(timeline.text)
+        if isinstance(t, Subtitles)
+    ]
+    watermark = timeline.watermark
+    if watermark is not None:
+        named.append(("watermark.file", watermark.file))
+    found: dict[str, Path] = {}
+    errors = []
+    for field, name in named:
+        path = Path(name) if Path(name).is_absolute() else base_dir / name
+        if not path.is_file():
+            errors.append((field, f"no such file: {name}"))
+        else:
+            found[name] = path.absolute()
+    if errors:
+        raise TimelineError(errors)
+    return found
+
+
+# --------------------------------------------------------------------------
+# Frame plan
+
+
+def _slots(timeline: Timeline) -> list[_Slot]:
+    fps = timeline.fps
+    return [_Slot(round(c.start * fps), round(c.end * fps)) for c in timeline.clips]
+
+
+def _window(slots: Sequence[_Slot], k: int) -> int:
+    """Frames clip k shares with clip k + 1."""
+    if k + 1 >= len(slots):
+        return 0
+    return max(0, slots[k].last - slots[k + 1].first)
+
+
+def _joins(timeline: Timeline, slots: Sequence[_Slot]) -> tuple[float, ...]:
+    fps = timeline.fps
+    return tuple(
+        (slots[k + 1].first + _window(slots, k) / 2) / fps
+        for k in range(len(slots) - 1)
+    )
+
+
+def _source(
+    clip: Clip,
+    frames: int,
+    timeline: Timeline,
+    files: dict[str, Path],
+    grade: str | None,
+) -> FrameSource:
+    out = timeline.output
+    size = (out.width, out.height)
+    path = files[clip.source.file]
+    if clip.source.kind == "video":
+        return VideoSource(
+            path,
+            size,
+            out.fps,
+            frames,
+            start=clip.in_,
+            speed=clip.speed,
+            grade=grade,
+        )
+    info = inspect_image(path)
+    image = (info.width, info.height)
+    focus = clip.focus or (0.5, 0.5)
+    move: str | tuple[View, View] | None
+    if isinstance(clip.move, CustomMove):
+        a, b = clip.move.start, clip.move.end
+        move = (View(a.x, a.y, a.zoom), View(b.x, b.y, b.zoom))
+    else:
+        move = clip.move
+    views = move_views(move, image, size, focus)
+    named = clip.move if isinstance(clip.move, str) else None
+    return StillSource.for_move(path, size, frames, views, move=named, grade=grade)
+
+
+# --------------------------------------------------------------------------
+# Processes
+
+
+def _set_pipe_size(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, OSError):
+        pass  # a smaller pipe is only slower
+
+
+def _raw_input(fd: int | str, width: int, height: int, fps: int) -> list[str]:
+    return [
+        "-protocol_whitelist", "pipe",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p",
+        "-video_size", f"{width}x{height}", "-framerate", str(fps),
+        "-nofind_stream_info",
+        "-i", f"pipe:{fd}",
+    ]  # fmt: skip
+
+
+class _Process:
+    """A child ffmpeg whose stderr is kept (the tail) for error messages."""
+
+    def __init__(self, cmd: list[str], *, pass_fds: Sequence[int] = ()) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=tuple(pass_fds),
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise FFmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
+        self.stderr: deque[str] = deque(maxlen=60)
+        err = self.proc.stderr
+        assert err is not None
+        self._drain = threading.Thread(
+            target=lambda: self.stderr.extend(
+                line.decode("utf-8", "replace") for line in err
+            ),
+            daemon=True,
+        )
+        self._drain.start()
+
+    def failure(self, what: str) -> FFmpegError:
+        self.proc.wait()
+        self._drain.join(timeout=5)
+        detail = stderr_tail(self.stderr) or f"exit status {self.proc.returncode}"
+        return FFmpegError(f"{what} failed: {detail}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+class _Encoder:
+    """The final ffmpeg: raw frames in on stdin, the delivery file out."""
+
+    def __init__(
+        self, cmd: list[str], total: int, on_progress: ProgressCallback | None
+    ):
+        self.process = _Process(cmd)
+        self.total = total
+        self.done = 0
+        stdout = self.process.proc.stdout
+        assert stdout is not None
+
+        def follow() -> None:
+            for raw in stdout:
+                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+                if key == "frame" and value.isdigit():
+                    self.done = min(int(value), total)
+                    if on_progress:
+                        on_progress(self.done, total)
+
+        self._progress = threading.Thread(target=follow, daemon=True)
+        self._progress.start()
+
+    def write(self, frame: np.ndarray) -> None:
+        stdin = self.process.proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(frame.data)
+        except (BrokenPipeError, ValueError):
+            raise self.process.failure("encoding") from None
+
+    def finish(self) -> None:
+        stdin = self.process.proc.stdin
+        assert stdin is not None
+        try:
+            stdin.close()
+        except BrokenPipeError:
+            pass
+        if self.process.proc.wait() != 0:
+            raise self.process.failure("encoding")
+        self._progress.join(timeout=5)
+
+
+def _blend_window(
+    a: FrameSource,
+    b: FrameSource,
+    frames: int,
+    blend: Blend,
+    size: tuple[int, int],
+    emit: Callable[[np.ndarray], None],
+    limit: int,
+) -> None:
+    """A transition drawn in-process (``blends``), frame by frame."""
+    fa = np.empty(frame_bytes(size), dtype=np.uint8)
+    fb = np.empty_like(fa)
+    out = np.empty_like(fa)
+    for i in range(frames):
+        a.read_into(fa)
+        b.read_into(fb)
+        if i < limit:
+            blend(fa, fb, (i + 0.5) / frames, size, out)
+            emit(out)
+
+
+def _join(
+    a: FrameSource,
+    b: FrameSource,
+    frames: int,
+    transition: str,
+    size: tuple[int, int],
+    fps: int,
+    emit: Callable[[np.ndarray], None],
+    limit: int,
+) -> None:
+    """Render a transition window: ``frames`` frames of ``a`` blended into
+    the first ``frames`` of ``b`` by a small ffmpeg, streamed to ``emit``
+    (only the first ``limit`` frames are used)."""
+    blend = BLENDS.get(transition)
+    if blend is not None:
+        _blend_window(a, b, frames, blend, size, emit, limit)
+        return
+    width, height = size
+    fds = [os.pipe(), os.pipe()]
+    for _, w in fds:
+        _set_pipe_size(w)
+    graph = join_filter(
+        transition, frames / fps, 0.0, "0:v", "1:v", "j", fps, width, height
+    )
+    cmd = [
+        *base_command(),
+        *_raw_input(fds[0][0], width, height, fps),
+        *_raw_input(fds[1][0], width, height, fps),
+        "-filter_complex", f"{graph};[j]{TO_OUTPUT}[v]",
+        "-map", "[v]", "-frames:v", str(frames),
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
+    ]  # fmt: skip
+    try:
+        process = _Process(cmd, pass_fds=[r for r, _ in fds])
+    finally:
+        for r, _ in fds:
+            os.close(r)
+    errors: list[BaseException] = []
+
+    def feed(source: FrameSource, fd: int) -> None:
+        buf = np.empty(frame_bytes(size), dtype=np.uint8)
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as pipe:
+                for _ in range(frames):
+                    source.read_into(buf)
+                    pipe.write(buf.data)
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading; its own error explains why
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    feeders = [
+        threading.Thread(target=feed, args=(src, w), daemon=True)
+        for src, (_, w) in zip((a, b), fds, strict=True)
+    ]
+    for t in feeders:
+        t.start()
+    try:
+        out = np.empty(frame_bytes(size), dtype=np.uint8)
+        stdout = process.proc.stdout
+        assert stdout is not None
+        for n in range(frames):
+            if not read_frame(stdout, out):
+                for t in feeders:
+                    t.join()
+                if errors:
+                    raise errors[0]
+                raise process.failure(f"the {transition} transition")
+            if n < limit:
+                emit(out)
+        for t in feeders:
+            t.join()
+        if errors:
+            raise errors[0]
+        if process.proc.wait() != 0:
+            raise process.failure(f"the {transition} transition")
+    finally:
+        process.kill()
+        for t in feeders:
+            t.join(timeout=5)
+
+
+# --------------------------------------------------------------------------
+# Text, watermark, metadata
+
+
+def _text_filters(
+    timeline: Timeline, files: dict[str, Path], workdir: Path
+) -> list[str]:
+    """One libass filter per text item, each with its own script."""
+    w, h = timeline.output.width, timeline.output.height
+    filters = []
+    for i, item in enumerate(timeline.text):
+        if isinstance(item, Subtitles):
+            path = files[item.file]
+            if path.stat().st_size > MAX_SUBTITLE_BYTES:
+                raise TimelineError([(f"text[{i}].file", "is larger than 2 MB")])
+            try:
+                text = path.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TimelineError(
+                    [(f"text[{i}].file", f"is not UTF-8 text: {exc}")]
+                ) from exc
+            if path.suffix.lower() == ".ass":
+                script = text
+            else:
+                try:
+                    script = srt_to_ass(parse_srt(text), w, h)
+                except ValueError as exc:
+                    raise TimelineError([(f"text[{i}].file", str(exc))]) from exc
+        elif isinstance(item, Title):
+            script = title_ass(
+                item.text, item.start, item.end, item.position, w, h, item.style
+            )
+        elif isinstance(item, Karaoke):
+            script = karaoke_ass([item.words], w, h, item.style, position=item.position)
+        else:  # pragma: no cover - the timeline has no other kinds
+            raise TypeError(f"unknown text item {item!r}")
+        ass = workdir / f"text-{i}.ass"
+        ass.write_text(script, encoding="utf-8")
+        filters.append(subtitles_filter(ass))
+    return filters
+
+
+_CORNERS = {
+    "top_left": ("{m}", "{m}"),
+    "top_right": ("main_w-overlay_w-{m}", "{m}"),
+    "bottom_left": ("{m}", "main_h-overlay_h-{m}"),
+    "bottom_right": ("main_w-overlay_w-{m}", "main_h-overlay_h-{m}"),
+    "center": ("(main_w-overlay_w)/2", "(main_h-overlay_h)/2"),
+}
+
+
+def _watermark_input(timeline: Timeline, files: dict[str, Path]) -> list[str]:
+    wm = timeline.watermark
+    if wm is None:
+        return []
+    path = files[wm.file]
+    info = inspect_image(path)
+    options = ["-c:v", info.decoder] if info.decoder else []
+    return input_args(path, fmt="image2", options=options)
+
+
+def _watermark_graph(timeline: Timeline, index: int, base: str, out: str) -> str:
+    wm = timeline.watermark
+    assert wm is not None
+    width = timeline.output.width
+    w = max(2, round(width * wm.width / 2) * 2)
+    m = round(width * wm.margin)
+    x, y = (c.format(m=m) for c in _CORNERS[wm.position])
+    return (
+        f"[{index}:v]format=rgba,scale={w}:-2:flags=lanczos,"
+        f"colorchannelmixer=aa={wm.opacity:.4f}[wm];"
+        f"[{base}][wm]overlay=x={x}:y={y}:format=yuv420:eof_action=repeat[{out}]"
+    )
+
+
+def _manifest(timeline: Timeline, extra: dict[str, Any] | None) -> str:
+    data: dict[str, Any] = dict(timeline.manifest or {})
+    if extra:
+        data.update(extra)
+    data.setdefault("timeline_version", timeline.version)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+# --------------------------------------------------------------------------
+# The render
+
+
+def _encoder_command(
+    timeline: Timeline,
+    target: Path,
+    *,
+    total: int,
+    soundtrack: Path | None,
+    text: list[str],
+    manifest: str,
+    files: dict[str, Path],
+) -> list[str]:
+    out = timeline.output
+    fmt = out.format
+    args = [
+        *base_command(),
+        "-progress", "pipe:1", "-nostats", "-y",
+        *_raw_input(0, out.width, out.height, out.fps),
+    ]  # fmt: skip
+    index = 1
+    audio_index = None
+    if soundtrack is not None and fmt != "gif":
+        args += input_args(soundtrack, fmt="wav")
+        audio_index = index
+        index += 1
+    wm_args = _watermark_input(timeline, files)
+    args += wm_args
+    chain = [
+        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+        *text,
+    ]
+    graph = f"[0:v]{','.join(chain)}[base]"
+    last = "base"
+    if wm_args:
+        graph += ";" + _watermark_graph(timeline, index, last, "marked")
+        last = "marked"
+    if fmt == "gif":
+        rate = min(out.fps, encode.GIF_FPS)
+        graph += (
+            f";[{last}]fps={rate},"
+            f"scale='min({encode.GIF_MAX_WIDTH},iw)':-2:flags=lanczos,format=yuv444p[v]"
+        )
+    else:
+        graph += f";[{last}]format=yuv420p[v]"
+    args += ["-filter_complex", graph, "-map", "[v]"]
+    if audio_index is not None:
+        args += ["-map", f"{audio_index}:a:0"]
+    args += ["-frames:v", str(total), "-map_metadata", "-1", "-map_chapters", "-1"]
+    if fmt == "gif":
+        # An intermediate for the two palette passes (see _gif_from_master).
+        args += ["-c:v", "ffv1", "-an", "-f", "matroska", str(target)]
+        return args
+    args += encode.video_args(fmt, out.quality, out.fps)
+    if audio_index is not None:
+        args += [*encode.audio_args(fmt), "-shortest"]
+    args += ["-metadata", f"{MANIFEST_KEY}={manifest}"]
+    args += [*encode.container_args(fmt), str(target)]
+    return args
+
+
+def _gif_from_master(master: Path, out: Path, workdir: Path) -> None:
+    """Two passes: one palette for the whole clip, then dithered frames."""
+    palette = workdir / "palette.png"
+    run_ffmpeg(
+        [
+            *input_args(master, fmt="matroska"),
+            "-vf",
+            "palettegen=stats_mode=full:max_colors=256",
+            "-frames:v",
+            "1",
+            "-f",
+            "image2",
+            "-update",
+            "1",
+        ],  # fmt: skip
+        output=palette,
+    )
+    run_ffmpeg(
+        [
+            *input_args(master, fmt="matroska"),
+            *input_args(palette, fmt="image2", options=["-c:v", "png"]),
+            "-filter_complex",
+            "[0:v][1:v]paletteuse=dither=bayer:bayer_scale=4:diff_mode=rectangle",
+            *encode.container_args("gif"),
+        ],
+        output=out,
+    )
+
+
+def _soundtrack(
+    timeline: Timeline, files: dict[str, Path], duration: float, workdir: Path
+) -> tuple[Path | None, MixReport | None]:
+    if not timeline.audio or timeline.output.format == "gif":
+        return None, None
+    tracks = [replace(t, file=str(files[t.file])) for t in timeline.audio]
+    wav = workdir / "soundtrack.wav"
+    report = mix_audio(
+        tracks,
+        wav,
+        duration=duration,
+        target_lufs=timeline.output.loudness,
+        true_peak_db=timeline.output.true_peak,
+        sample_rate=encode.AUDIO_RATE,
+    )
+    return wav, report
+
+
+def _grade(timeline: Timeline, files: dict[str, Path], workdir: Path) -> str | None:
+    g = timeline.grade
+    if g is None:
+        return None
+    what: str | Path = g.preset if g.preset is not None else files[str(g.cube)]
+    fragment = grade_filter(what, g.intensity, workdir)
+    return None if fragment == "null" else fragment
+
+
+def render_timeline(
+    timeline: Timeline,
+    out: Path,
+    *,
+    base_dir: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    thumbnail: Path | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> RenderReport:
+    """Render ``timeline`` to ``out``; its relative file names are under
+    ``base_dir`` (default: the current directory).
+
+    ``on_progress(done, total)`` is called with frames encoded so far.
+    ``manifest`` entries are added to the timeline's own manifest block and
+    embedded as the container tag ``studio_manifest`` (JSON; not in GIFs,
+    which have no tags). With ``thumbnail``, a JPEG of the best frame (by
+    sharpness, exposure and colour, away from transitions) is written there.
+
+    Raises TimelineError when a named file is missing or unreadable,
+    FFmpegError when ffmpeg fails. ``out`` only appears when everything
+    succeeded; nothing partial is left behind.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    files = _resolve(timeline, base)
+    o = timeline.output
+    size = (o.width, o.height)
+    total = round(timeline.duration * o.fps)
+    if total < 1:
+        raise TimelineError([("output.duration", "is shorter than one frame")])
+    slots = _slots(timeline)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".render-", dir=out.parent))
+    encoder: _Encoder | None = None
+    sources: dict[int, FrameSource] = {}
+    target = temp_output(out)
+    master = work / "gif-master.mkv"
+    try:
+        grade = _grade(timeline, files, work)
+        text = _text_filters(timeline, files, work)
+        soundtrack, mix = _soundtrack(timeline, files, total / o.fps, work)
+
+        def source(k: int) -> FrameSource:
+            if k not in sources:
+                clip = timeline.clips[k]
+                frames = slots[k].last - slots[k].first
+                sources[k] = _source(clip, frames, timeline, files, grade)
+            return sources[k]
+
+        def prefetch(k: int) -> threading.Thread | None:
+            # Decode the next still on the other core while this clip plays.
+            if k >= len(slots) or slots[k].first >= total:
+                return None
+            src = source(k)
+            prepare = getattr(src, "prepare", None)
+            if prepare is None:
+                return None
+            t = threading.Thread(target=prepare, daemon=True)
+            t.start()
+            return t
+
+        encoder = _Encoder(
+            _encoder_command(
+                timeline,
+                master if o.format == "gif" else target,
+                total=total,
+                soundtrack=soundtrack,
+                text=text,
+                manifest=_manifest(timeline, manifest),
+                files=files,
+            ),
+            total,
+            on_progress,
+        )
+        emit = encoder.write
+        frame = np.empty(frame_bytes(size), dtype=np.uint8)
+        pending = prefetch(0)
+        for k, slot in enumerate(slots):
+            if slot.first >= total:
+                break
+            if pending is not None:
+                pending.join()
+            src = source(k)
+            pending = prefetch(k + 1)
+            solo_from = slots[k - 1].last if k > 0 else 0
+            window = _window(slots, k)
+            solo_to = min(slot.last - window, total)
+            for _ in range(max(0, solo_to - solo_from)):
+                src.read_into(frame)
+                emit(frame)
+            clip = timeline.clips[k]
+            if window and slots[k + 1].first < total:
+                assert clip.transition is not None
+                if pending is not None:
+                    pending.join()
+                    pending = None
+                _join(
+                    src,
+                    source(k + 1),
+                    window,
+                    clip.transition.type,
+                    size,
+                    o.fps,
+                    emit,
+                    total - slots[k + 1].first,
+                )
+            src.close()
+            del sources[k]
+        if pending is not None:
+            pending.join()
+        encoder.finish()
+        if o.format == "gif":
+            _gif_from_master(master, out, work)
+        else:
+            os.replace(target, out)
+    except BaseException:
+        if encoder is not None:
+            encoder.process.kill()
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        for src in sources.values():
+            src.close()
+        target.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if on_progress:
+        on_progress(total, total)
+    joins = _joins(timeline, slots)
+    thumb_time = None
+    if thumbnail is not None:
+        choice = choose_thumbnail(out, Path(thumbnail), avoid=joins)
+        thumb_time = choice.time
+    return RenderReport(
+        frames=total,
+        fps=o.fps,
+        width=o.width,
+        height=o.height,
+        duration=total / o.fps,
+        format=o.format,
+        seconds=time.perf_counter() - started,
+        joins=joins,
+        loudness_lufs=mix.integrated_lufs if mix else None,
+        true_peak_db=mix.true_peak_db if mix else None,
+        thumbnail_time=thumb_time,
+    )

@@ -1,0 +1,244 @@
+"""Where the renderer's frames come from: stills with a camera move, and video.
+
+Every source hands out its frames in order, one at a time, as flat yuv420p
+buffers of the output size (BT.709, TV range), and holds at most one prepared
+image or one decoder process: a three-minute render never keeps more than a
+few frames in memory.
+
+* ``StillSource``: ffmpeg decodes the image once (EXIF orientation applied,
+  scaled down to just the pixels the closest view needs, graded through the
+  3D LUT) into 4:2:0 planes; each frame is then one sub-pixel affine warp of
+  those planes (``motion.Planes.draw``). Grading the still before the move
+  is the same as grading every frame, at the cost of one.
+* ``VideoSource``: an ffmpeg process decodes the clip from its in point at
+  its speed, conforms it to the frame rate and size (scaled to cover, centred
+  crop), grades it, and writes raw frames to a pipe; a clip shorter than its
+  slot holds its last frame.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+import numpy as np
+
+from workers.assembly.ffmpeg import (
+    FFmpegError,
+    base_command,
+    demuxer_name,
+    input_args,
+    stderr_tail,
+)
+from workers.assembly.motion import Planes, Size, View, eased, prepared_size, view_at
+from workers.assembly.stills import inspect_image
+from workers.probe import ProbeError, probe_media
+
+# Conversions to the output's colour space, so every source agrees with the
+# encoder's BT.709 tags whatever the input was.
+TO_YUV420 = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic,format=yuv420p"
+
+
+def frame_bytes(size: Size) -> int:
+    return size[0] * size[1] * 3 // 2
+
+
+class FrameSource(Protocol):
+    frames: int
+
+    def read_into(self, out: np.ndarray) -> None:
+        """Write the next frame into ``out`` (flat yuv420p of the output size)."""
+
+    def close(self) -> None: ...
+
+
+def read_frame(stream: IO[bytes], out: np.ndarray) -> bool:
+    """Fill ``out`` from ``stream``; False at end of stream."""
+    view = out.data.cast("B")
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            return False
+        got += n
+    return True
+
+
+def _run_to_bytes(args: list[str], n: int, what: str) -> bytes:
+    """Run ffmpeg writing raw video to stdout; the first ``n`` bytes."""
+    proc = subprocess.run(
+        [*base_command(), *args, "pipe:1"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0 or len(proc.stdout) < n:
+        detail = stderr_tail(proc.stderr.decode("utf-8", "replace"))
+        raise FFmpegError(f"{what}: could not be decoded: {detail or 'no picture'}")
+    return proc.stdout[:n]
+
+
+@dataclass
+class StillSource:
+    """``frames`` frames of ``image`` moving from view ``start`` to ``end``."""
+
+    image: Path
+    size: Size
+    frames: int
+    start: View
+    end: View
+    move: str | None = None  # the named move, for its easing
+    grade: str | None = None  # an ffmpeg filter fragment (lut3d=...), or None
+    _planes: Planes | None = None
+    _next: int = 0
+
+    @classmethod
+    def for_move(
+        cls,
+        image: Path,
+        size: Size,
+        frames: int,
+        views: tuple[View, View],
+        *,
+        move: str | None = None,
+        grade: str | None = None,
+    ) -> StillSource:
+        return cls(Path(image), size, frames, views[0], views[1], move, grade)
+
+    def prepare(self) -> None:
+        """Decode, orient, scale and grade the image (once; thread-safe to
+        call ahead of the first ``read_into``)."""
+        if self._planes is not None:
+            return
+        src = inspect_image(self.image)
+        max_zoom = max(self.start.zoom, self.end.zoom)
+        w, h = prepared_size((src.width, src.height), self.size, max_zoom)
+        chain = [*src.orient, f"scale={w}:{h}:flags=area", "setsar=1"]
+        if self.grade:
+            chain += ["format=gbrp", self.grade]
+        chain.append(TO_YUV420)
+        options = ["-noautorotate"]
+        if src.decoder:
+            options += ["-c:v", src.decoder]
+        args = [
+            *input_args(self.image, fmt="image2", options=options),
+            "-vf", ",".join(chain),
+            "-frames:v", "1",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p",
+        ]  # fmt: skip
+        data = _run_to_bytes(args, frame_bytes((w, h)), self.image.name)
+        self._planes = Planes.from_yuv420p(data, (w, h))
+
+    def read_into(self, out: np.ndarray) -> None:
+        self.prepare()
+        assert self._planes is not None
+        i = min(self._next, self.frames - 1)
+        p = i / (self.frames - 1) if self.frames > 1 else 0.0
+        view = view_at(self.start, self.end, eased(self.move, p))
+        self._planes.draw(view, self.size, out)
+        self._next += 1
+
+    def close(self) -> None:
+        self._planes = None
+
+
+class VideoSource:
+    """``frames`` frames of a video file from ``start`` seconds at ``speed``."""
+
+    def __init__(
+        self,
+        video: Path,
+        size: Size,
+        fps: int,
+        frames: int,
+        *,
+        start: float = 0.0,
+        speed: float = 1.0,
+        grade: str | None = None,
+    ) -> None:
+        self.video = Path(video)
+        self.size = size
+        self.fps = fps
+        self.frames = frames
+        self.start = start
+        self.speed = speed
+        self.grade = grade
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: deque[str] = deque(maxlen=50)
+
+    def _command(self) -> list[str]:
+        try:
+            info = probe_media(self.video)
+        except ProbeError as exc:
+            raise ValueError(f"{self.video.name}: cannot be read: {exc}") from exc
+        if not info.of_kind("video"):
+            raise ValueError(f"{self.video.name}: has no video stream")
+        fmt = demuxer_name(info.format_name)
+        if fmt is None:
+            raise ValueError(f"{self.video.name}: is not a plain media file")
+        w, h = self.size
+        chain = [
+            f"setpts=(PTS-STARTPTS)/{self.speed:.6f}",
+            f"fps={self.fps}",
+            f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic",
+            f"crop={w}:{h}",
+            "setsar=1",
+        ]
+        if self.grade:
+            chain += ["format=gbrp", self.grade]
+        chain += [TO_YUV420, "tpad=stop_mode=clone:stop=-1"]
+        seek = ["-ss", f"{self.start:.6f}"] if self.start > 0 else []
+        return [
+            *base_command(),
+            *input_args(self.video, fmt=fmt, options=seek),
+            "-an", "-sn", "-dn",
+            "-vf", ",".join(chain),
+            "-frames:v", str(self.frames),
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
+        ]  # fmt: skip
+
+    def prepare(self) -> None:
+        if self._proc is not None:
+            return
+        cmd = self._command()
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise FFmpegError(f"could not start ffmpeg: {exc}") from exc
+        err = self._proc.stderr
+        assert err is not None
+        threading.Thread(
+            target=lambda: self._stderr.extend(
+                line.decode("utf-8", "replace") for line in err
+            ),
+            daemon=True,
+        ).start()
+
+    def read_into(self, out: np.ndarray) -> None:
+        self.prepare()
+        assert self._proc is not None and self._proc.stdout is not None
+        if not read_frame(self._proc.stdout, out):
+            self._proc.wait()
+            detail = stderr_tail(self._stderr) or "it stopped early"
+            raise FFmpegError(f"{self.video.name}: could not be decoded: {detail}")
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for stream in (self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
+        self._proc = None
