@@ -69,7 +69,7 @@ from workers.assembly.subtitles import (
     subtitles_filter,
     title_ass,
 )
-from workers.assembly.thumbnail import choose_thumbnail
+from workers.assembly.thumbnail import choose_thumbnail, haar_faces
 from workers.assembly.timeline import (
     Clip,
     CustomMove,
@@ -631,7 +631,8 @@ def render_timeline(
     ``manifest`` entries are added to the timeline's own manifest block and
     embedded as the container tag ``studio_manifest`` (JSON; not in GIFs,
     which have no tags). With ``thumbnail``, a JPEG of the best frame (by
-    sharpness, exposure and colour, away from transitions) is written there.
+    sharpness, exposure, colour and a well-placed face, away from
+    transitions) is written there.
 
     Raises TimelineError when a named file is missing or unreadable,
     FFmpegError when ffmpeg fails. ``out`` only appears when everything
@@ -746,7 +747,9 @@ def render_timeline(
     joins = _joins(timeline, slots)
     thumb_time = None
     if thumbnail is not None:
-        choice = choose_thumbnail(out, Path(thumbnail), avoid=joins)
+        choice = choose_thumbnail(
+            out, Path(thumbnail), avoid=joins, face_boxes=haar_faces
+        )
         thumb_time = choice.time
     return RenderReport(
         frames=total,

@@ -15,6 +15,7 @@ from workers.assembly.thumbnail import (
     choose_thumbnail,
     exposure_score,
     face_score,
+    haar_faces,
     score_frame,
 )
 
@@ -171,3 +172,15 @@ def test_score_terms() -> None:
     corner = face_score([(0, 80, 4, 4)], 160, 90)
     assert centred > 0.9 > 0.1 > corner
     assert face_score([], 160, 90) == 0.0
+
+
+def test_the_opencv_face_detector_finds_the_astronaut_and_not_a_flat_frame():
+    portrait = np.asarray(skimage.data.astronaut())  # 512x512, face upper centre
+    small = np.asarray(Image.fromarray(portrait).resize((320, 320)))
+    boxes = haar_faces(small)
+    assert boxes, "no face found in the astronaut portrait"
+    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+    cx, cy = (x + w / 2) / 320, (y + h / 2) / 320
+    # Eileen Collins' face sits at about (0.45, 0.25) of the picture.
+    assert 0.3 < cx < 0.6 and 0.1 < cy < 0.4
+    assert haar_faces(np.full((180, 320, 3), 128, np.uint8)) == []
