@@ -206,3 +206,19 @@ def test_transients_are_limited(tmp_path: Path) -> None:
     report = mix_audio([AudioTrack(file=str(src))], tmp_path / "o.wav", duration=4.0)
     assert report.true_peak_db <= -1.0, report
     assert abs(report.integrated_lufs + 14.0) <= 1.0, report
+
+
+def test_true_peak_by_blocks_equals_one_pass():
+    # Blocks carry enough context that the streamed measurement is exact,
+    # including an inter-sample over that straddles a block boundary.
+    from scipy.signal import resample_poly
+
+    from workers.assembly.audio_mix import true_peak_dbtp
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((50_000, 2)) * 0.2).astype(np.float32)
+    x[4095:4097, 1] = [0.97, -0.97]  # alternating full-scale pair: a big over
+    whole = resample_poly(x.astype(np.float64), 4, 1, axis=0)
+    expected = 20 * np.log10(max(np.abs(whole).max(), np.abs(x).max()))
+    assert expected > 20 * np.log10(0.97) + 0.5  # the over is really there
+    assert true_peak_dbtp(x, block=4096) == pytest.approx(expected, abs=1e-9)
