@@ -59,7 +59,9 @@ def video_args(fmt: str, quality: int | str, fps: int) -> list[str]:
             "-c:v", "libx264",
             "-preset", preset,
             "-crf", str(crf),
-            "-profile:v", "high",
+            # CRF 0 is lossless, which High profile cannot carry; x264 then
+            # picks High 4:4:4 Predictive itself.
+            *(["-profile:v", "high"] if crf > 0 else []),
             "-pix_fmt", "yuv420p",
             "-g", gop, "-keyint_min", str(fps), "-flags", "+cgop",
             *COLOUR_TAGS,

@@ -634,8 +634,9 @@ def render_timeline(
     sharpness, exposure, colour and a well-placed face, away from
     transitions) is written there.
 
-    Raises TimelineError when a named file is missing or unreadable,
-    FFmpegError when ffmpeg fails. ``out`` only appears when everything
+    Raises TimelineError when a named file is missing (naming the field),
+    ValueError naming the file when one cannot be read, FFmpegError when
+    ffmpeg fails. ``out`` only appears when everything
     succeeded; nothing partial is left behind.
     """
     started = time.perf_counter()

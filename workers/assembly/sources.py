@@ -10,14 +10,16 @@ few frames in memory.
   3D LUT) into 4:2:0 planes; each frame is then one sub-pixel affine warp of
   those planes (``motion.Planes.draw``). Grading the still before the move
   is the same as grading every frame, at the cost of one.
-* ``VideoSource``: an ffmpeg process decodes the clip from its in point at
-  its speed, conforms it to the frame rate and size (scaled to cover, centred
-  crop), grades it, and writes raw frames to a pipe; a clip shorter than its
-  slot holds its last frame.
+* ``VideoSource``: an ffmpeg process decodes the clip from its in point,
+  conforms it to the size (scaled to cover, centred crop), grades it and
+  writes raw frames to a pipe; the frames for the output rate and the clip's
+  speed are picked by index, and a clip shorter than its slot holds its last
+  frame.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import threading
 from collections import deque
@@ -66,6 +68,14 @@ def read_frame(stream: IO[bytes], out: np.ndarray) -> bool:
             return False
         got += n
     return True
+
+
+def _jpeg_reduction(width: int, height: int, need_w: int, need_h: int) -> int:
+    """The largest n (0..3) whose 1/2**n decode still has ``need`` pixels."""
+    n = 0
+    while n < 3 and -(-width >> (n + 1)) >= need_w and -(-height >> (n + 1)) >= need_h:
+        n += 1
+    return n
 
 
 def _run_to_bytes(args: list[str], n: int, what: str) -> bytes:
@@ -124,6 +134,10 @@ class StillSource:
         options = ["-noautorotate"]
         if src.decoder:
             options += ["-c:v", src.decoder]
+        if src.decoder == "mjpeg":
+            # JPEG can decode at 1/2, 1/4 or 1/8 size for almost nothing:
+            # a 12-megapixel photo for a 1080p frame needs no more than that.
+            options += ["-lowres", str(_jpeg_reduction(src.width, src.height, w, h))]
         args = [
             *input_args(self.image, fmt="image2", options=options),
             "-vf", ",".join(chain),
@@ -147,7 +161,14 @@ class StillSource:
 
 
 class VideoSource:
-    """``frames`` frames of a video file from ``start`` seconds at ``speed``."""
+    """``frames`` frames of a video file from ``start`` seconds at ``speed``.
+
+    ffmpeg decodes and conforms every source frame (size, grade, colour);
+    which of them each output frame shows is chosen here by index,
+    ``floor(n * speed * source_fps / fps)``. Letting ffmpeg's ``fps`` filter
+    choose from retimed timestamps picks unevenly (1, 3, 2 frames apart)
+    when a container keeps times in whole milliseconds, as Matroska does.
+    """
 
     def __init__(
         self,
@@ -169,35 +190,43 @@ class VideoSource:
         self.grade = grade
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: deque[str] = deque(maxlen=50)
+        self._step = speed  # source frames per output frame; set by prepare()
+        self._next = 0  # output frames handed out
+        self._decoded = 0  # source frames read from ffmpeg
+        self._ended = False
+        self._last = np.empty(frame_bytes(size), dtype=np.uint8)
 
     def _command(self) -> list[str]:
         try:
             info = probe_media(self.video)
         except ProbeError as exc:
             raise ValueError(f"{self.video.name}: cannot be read: {exc}") from exc
-        if not info.of_kind("video"):
+        streams = info.of_kind("video")
+        if not streams:
             raise ValueError(f"{self.video.name}: has no video stream")
         fmt = demuxer_name(info.format_name)
         if fmt is None:
             raise ValueError(f"{self.video.name}: is not a plain media file")
+        source_fps = streams[0].fps or float(self.fps)
+        self._step = self.speed * source_fps / self.fps
+        needed = math.floor((self.frames - 1) * self._step + 1e-6) + 1
         w, h = self.size
         chain = [
-            f"setpts=(PTS-STARTPTS)/{self.speed:.6f}",
-            f"fps={self.fps}",
             f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic",
             f"crop={w}:{h}",
             "setsar=1",
         ]
         if self.grade:
             chain += ["format=gbrp", self.grade]
-        chain += [TO_YUV420, "tpad=stop_mode=clone:stop=-1"]
+        chain.append(TO_YUV420)
         seek = ["-ss", f"{self.start:.6f}"] if self.start > 0 else []
         return [
             *base_command(),
             *input_args(self.video, fmt=fmt, options=seek),
             "-an", "-sn", "-dn",
             "-vf", ",".join(chain),
-            "-frames:v", str(self.frames),
+            "-fps_mode", "passthrough",
+            "-frames:v", str(needed),
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
         ]  # fmt: skip
 
@@ -227,10 +256,19 @@ class VideoSource:
     def read_into(self, out: np.ndarray) -> None:
         self.prepare()
         assert self._proc is not None and self._proc.stdout is not None
-        if not read_frame(self._proc.stdout, out):
+        wanted = math.floor(self._next * self._step + 1e-6)
+        while self._decoded <= wanted and not self._ended:
+            if read_frame(self._proc.stdout, self._last):
+                self._decoded += 1
+            else:
+                # A clip shorter than its slot holds its last frame.
+                self._ended = True
+        if self._decoded == 0:
             self._proc.wait()
-            detail = stderr_tail(self._stderr) or "it stopped early"
+            detail = stderr_tail(self._stderr) or "no frames"
             raise FFmpegError(f"{self.video.name}: could not be decoded: {detail}")
+        out[:] = self._last
+        self._next += 1
 
     def close(self) -> None:
         if self._proc is None:
