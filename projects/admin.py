@@ -115,10 +115,12 @@ class SceneAdmin(admin.ModelAdmin):
         "start",
         "end",
         "move",
+        "transition",
+        "transition_frames",
         "status",
         "cached",
     ]
-    list_filter = ["status", "cached", "move"]
+    list_filter = ["status", "cached", "move", "transition"]
     search_fields = ["project__title", "fingerprint"]
     raw_id_fields = ["project", "job", "image"]
     readonly_fields = ["fingerprint", "clip", "seconds"]

@@ -194,12 +194,19 @@ class Scene(models.Model):
     end_frame = models.PositiveIntegerField()
     image = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="scenes")
     move = models.CharField(max_length=20)
+    # How this scene joins the NEXT one (the last scene's is "cut", 0): a
+    # ``workers.assembly.transitions.TRANSITIONS`` name and its length in
+    # frames, centred on the next scene's ``start_frame``.
+    transition = models.CharField(max_length=30, default="cut")
+    transition_frames = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.PENDING
     )
     fingerprint = models.CharField(max_length=64, blank=True)
     clip = models.CharField(
-        max_length=300, blank=True, help_text="Storage name of the clip."
+        max_length=300,
+        blank=True,
+        help_text="Storage name of the scene's source (a photo, or a clip).",
     )
     cached = models.BooleanField(default=False)
     error = models.TextField(blank=True)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import Ignore
@@ -25,20 +28,35 @@ from media_jobs import lifecycle
 from media_jobs.models import Job
 from media_jobs.orchestration import fan_out
 from media_jobs.progress import ProgressManager
-from workers.assembly.concat import assemble_video, extract_thumbnail
 from workers.assembly.presets import get_preset
-from workers.assembly.stills import render_still_clip
+from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
+from workers.assembly.stills import inspect_image
+from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
 
 from .analysis import analyse_file, find_analysis
 from .files import delete_file, local_file, scratch_dir, store_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
-from .storyboard import DEFAULT_FOCUS
+from .storyboard import DEFAULT_FOCUS, PlanningError
 from .storyboard import plan_scenes as plan_storyboard
 
 logger = logging.getLogger(__name__)
 
-# Bump when the clip engine's output changes, so cached clips are not reused.
-CLIP_ENGINE_VERSION = "cpu-motion-1"
+# The engine that moves the stills, joins the scenes and encodes the video
+# (workers.assembly.render); named in every manifest. Bump it when its output
+# changes.
+ASSEMBLY_ENGINE_VERSION = "timeline-1"
+
+# The colour grade of each project style: (GRADES preset, intensity), or None
+# for an ungraded picture.
+STYLE_GRADES: dict[str, tuple[str, float] | None] = {
+    "cinematic": ("cinematic_teal_orange", 0.7),
+    "dreamy": ("pastel", 0.6),
+    "energetic": ("neon", 0.5),
+    "documentary": None,
+}
+
+MUSIC_FADE_OUT_S = 0.5  # the song's fade at the end of the video
+PROGRESS_POLL_S = 0.25  # how often the assemble stage reports frames
 
 TASK_LIMITS = {
     "soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
@@ -77,6 +95,14 @@ def _in_user_terms(exc: BaseException, asset: Asset) -> str:
     if stored in message:
         return message.replace(stored, asset.original_name)
     return f"{asset.original_name}: {message}"
+
+
+def _name_uploads(message: str, assets: Sequence[Asset]) -> str:
+    """``message`` with every stored file named as the user uploaded it."""
+    for asset in assets:
+        stored = Path(asset.file.name).name
+        message = message.replace(stored, asset.original_name)
+    return message
 
 
 def _begin_stage(job_id: int, stage: str) -> Job | None:
@@ -135,14 +161,15 @@ def plan_scenes(self, job_id: int):
         preset = get_preset(job.params["preset"])
         requested = float(job.params["duration"])
         duration = min(requested, analysis.duration)
-        planned = plan_storyboard(
-            beats=analysis.beats,
-            downbeats=analysis.downbeats,
-            sections=analysis.sections,
-            duration=duration,
-            fps=preset.fps,
-            image_count=len(images),
-        )
+        try:
+            planned = plan_storyboard(
+                analysis.to_contract(),
+                duration=duration,
+                fps=preset.fps,
+                image_count=len(images),
+            )
+        except PlanningError as exc:
+            raise PipelineError(str(exc)) from exc
         with transaction.atomic():
             # One planner at a time per job; a delivery that finds the plan
             # made stops, so the scenes a chord is rendering stay as they are.
@@ -162,6 +189,8 @@ def plan_scenes(self, job_id: int):
                     end_frame=p.end_frame,
                     image=images[p.image_index],
                     move=p.move,
+                    transition=p.transition,
+                    transition_frames=p.transition_frames,
                 )
                 for p in planned
             )
@@ -181,12 +210,10 @@ def plan_scenes(self, job_id: int):
     )
 
 
-def clip_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
-    """Everything that decides a clip's pixels, so equal inputs share one clip."""
+def scene_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
+    """Everything that decides the scene's own frames (its joins aside)."""
     key = {
-        # Per owner: whether a clip exists must say nothing about other users.
-        "owner": scene.project.owner_id,
-        "engine": CLIP_ENGINE_VERSION,
+        "engine": ASSEMBLY_ENGINE_VERSION,
         "image": scene.image.sha256,
         "size": [width, height],
         "fps": fps,
@@ -215,35 +242,25 @@ def render_scene(self, scene_id: int) -> int | None:
     )
     if scene is None or _running_job(scene.job_id) is None:
         return None
-    if scene.status == Scene.Status.DONE and default_storage.exists(scene.clip):
+    if (
+        scene.status == Scene.Status.DONE
+        and scene.clip
+        and default_storage.exists(scene.clip)
+    ):
         return scene_id  # a second delivery of a finished scene
-    job = scene.job
-    preset = get_preset(job.params["preset"])
-    fingerprint = clip_fingerprint(scene, preset.width, preset.height, preset.fps)
-    name = f"cache/clips/{fingerprint}.mp4"
+    preset = get_preset(scene.job.params["preset"])
+    fingerprint = scene_fingerprint(scene, preset.width, preset.height, preset.fps)
     started = time.monotonic()
     Scene.objects.filter(pk=scene_id).update(
         status=Scene.Status.RUNNING, fingerprint=fingerprint
     )
-    cached = default_storage.exists(name)
+    # A photo needs no clip of its own: the renderer moves the still while it
+    # assembles. What this step owes the assembly is a source that can be
+    # read, found now with the scene named rather than halfway through the
+    # video. (Scenes from a video model will render their clip here.)
     try:
-        if not cached:
-            with (
-                scratch_dir(f"scene-{scene_id}") as tmp,
-                local_file(scene.image.file.name) as image,
-            ):
-                out = tmp / "clip.mp4"
-                render_still_clip(
-                    image,
-                    out,
-                    width=preset.width,
-                    height=preset.height,
-                    fps=preset.fps,
-                    frames=scene.frames,
-                    move=scene.move,
-                    focus=DEFAULT_FOCUS,
-                )
-                store_file(out, name)
+        with local_file(scene.image.file.name) as image:
+            inspect_image(image)
     except Exception as exc:
         # Engines name the stored file; the user knows the photo by its name.
         error = f"scene {scene.index}: {_in_user_terms(exc, scene.image)}"
@@ -253,8 +270,8 @@ def render_scene(self, scene_id: int) -> int | None:
         raise PipelineError(error) from exc
     Scene.objects.filter(pk=scene_id).update(
         status=Scene.Status.DONE,
-        clip=name,
-        cached=cached,
+        clip=scene.image.file.name,
+        cached=False,
         error="",
         seconds=round(time.monotonic() - started, 3),
     )
@@ -262,14 +279,28 @@ def render_scene(self, scene_id: int) -> int | None:
     return scene_id
 
 
+def style_grade(style: str) -> dict[str, Any] | None:
+    """The timeline's ``grade`` for a project style; None: no grade."""
+    choice = STYLE_GRADES.get(style)
+    if choice is None:
+        return None
+    preset, intensity = choice
+    return {"preset": preset, "intensity": intensity}
+
+
+def _job_style(job: Job) -> str:
+    return job.params.get("style") or job.project.style
+
+
 def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> dict:
     project = job.project
     preset = get_preset(job.params["preset"])
     fps = preset.fps
     return {
-        "manifest_version": 1,
+        "manifest_version": 2,
         "project": {"id": project.pk, "title": project.title},
-        "style": job.params.get("style", project.style),
+        "style": _job_style(job),
+        "grade": style_grade(_job_style(job)),
         "job": job.pk,
         "output": {
             "preset": preset.name,
@@ -297,8 +328,14 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
                 "end_frame": s.end_frame,
                 "image": {"sha256": s.image.sha256, "name": s.image.original_name},
                 "move": s.move,
-                "model": "cpu-motion",
-                "model_revision": CLIP_ENGINE_VERSION,
+                # Into the next scene, centred on its first frame.
+                "transition": {
+                    "type": s.transition,
+                    "frames": s.transition_frames,
+                    "duration": s.transition_frames / fps,
+                },
+                "model": "assembly",
+                "model_revision": ASSEMBLY_ENGINE_VERSION,
                 "seed": None,
                 "fingerprint": s.fingerprint,
                 "cached": s.cached,
@@ -306,9 +343,129 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
             }
             for s in scenes
         ],
-        "models": [{"key": "cpu-motion", "revision": CLIP_ENGINE_VERSION}],
+        "models": [{"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION}],
         "timings": job.params.get("timings", {}),
     }
+
+
+def _embeddable(manifest: dict) -> dict:
+    """The manifest to write into the video file: whole when it fits the
+    timeline's limit, else without its longest lists (a long video's
+    per-scene entries), which stay in the Render row."""
+    data = dict(manifest)
+    for key in ("scenes", "cuts"):
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        if size <= MAX_MANIFEST_BYTES // 2:  # leave room for the timeline's own
+            break
+        if key in data:
+            data[f"{key}_omitted"] = len(data.pop(key))
+    return data
+
+
+def build_timeline(
+    scenes: Sequence[Scene],
+    sources: Sequence[Path],
+    *,
+    song: Path,
+    preset: str,
+    fmt: str,
+    fps: int,
+    style: str,
+    beats: Sequence[float] = (),
+    manifest: dict | None = None,
+) -> dict[str, Any]:
+    """The timeline document (``workers.assembly.timeline``) of planned
+    scenes; ``sources[k]`` is the local path of scene k's photo.
+
+    Scene k covers output frames [start_frame, end_frame) from cut to cut; a
+    transition of n frames centred on a cut at frame c covers
+    [c - n // 2, c - n // 2 + n), so clip k starts n_in // 2 frames before
+    its first cut frame and ends n_out - n_out // 2 frames after its last,
+    and consecutive clips overlap by exactly the transition.
+    """
+    if len(sources) != len(scenes):
+        raise ValueError("one source per scene")
+    total = scenes[-1].end_frame
+    clips: list[dict[str, Any]] = []
+    for k, (scene, source) in enumerate(zip(scenes, sources, strict=True)):
+        incoming = scenes[k - 1].transition_frames if k else 0
+        last = k == len(scenes) - 1
+        outgoing = 0 if last else scene.transition_frames
+        first = scene.start_frame - incoming // 2
+        end = scene.end_frame + (outgoing - outgoing // 2)
+        clip: dict[str, Any] = {
+            "source": {"kind": "still", "file": str(source)},
+            "start": first / fps,
+            "duration": (end - first) / fps,
+            "move": scene.move,
+            "focus": {"x": DEFAULT_FOCUS[0], "y": DEFAULT_FOCUS[1]},
+        }
+        if not last:
+            kind = scene.transition if outgoing else "cut"
+            clip["transition"] = {"type": kind, "duration": outgoing / fps}
+        clips.append(clip)
+    seconds = total / fps
+    doc: dict[str, Any] = {
+        "version": 1,
+        "output": {"preset": preset, "format": fmt, "duration": seconds},
+        "clips": clips,
+        # A short video gets a shorter fade, so the song is heard at all.
+        "audio": [
+            {
+                "file": str(song),
+                "role": "music",
+                "fade_out": min(MUSIC_FADE_OUT_S, seconds / 4),
+            }
+        ],
+        "cuts": [s.start_frame / fps for s in scenes[1:]],
+        "beats": sorted({float(b) for b in beats if 0 <= b <= seconds}),
+    }
+    grade = style_grade(style)
+    if grade is not None:
+        doc["grade"] = grade
+    if manifest is not None:
+        doc["manifest"] = _embeddable(manifest)
+    return doc
+
+
+def _render_reporting(
+    render: Callable[[ProgressCallback], RenderReport], progress: ProgressManager
+) -> RenderReport:
+    """Run ``render(on_progress)`` on a helper thread while this thread
+    reports its frames to ``progress``, about every 1 %.
+
+    The engine calls ``on_progress`` from its encoder's reader thread. Job
+    rows are written from here instead, the task's own thread, whose database
+    connection Django and Celery manage (and whose transaction a test sees);
+    the reader thread only leaves the latest count.
+    """
+    latest = (0, 0)
+    outcome: dict[str, Any] = {}
+
+    def record(done: int, total: int) -> None:
+        nonlocal latest
+        latest = (done, total)  # one assignment: read whole by the other side
+
+    def run() -> None:
+        try:
+            outcome["report"] = render(record)
+        except BaseException as exc:  # re-raised below, in the task's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="render-timeline", daemon=True)
+    worker.start()
+    sent = 0
+    while worker.is_alive():
+        worker.join(PROGRESS_POLL_S)
+        done, total = latest
+        if total and done < total and done - sent >= max(1, total // 100):
+            progress.update(done / total, f"frame {done} of {total}", force=True)
+            sent = done
+    if "error" in outcome:
+        raise outcome["error"]
+    report: RenderReport = outcome["report"]
+    progress.update(1.0, f"frame {report.frames} of {report.frames}", force=True)
+    return report
 
 
 @shared_task(name="projects.assemble_render", bind=True, **TASK_LIMITS)
@@ -334,32 +491,58 @@ def assemble_render(self, job_id: int) -> int | None:
     analysis = ensure_analysis(song)
     preset = get_preset(job.params["preset"])
     fmt = job.params.get("format", project.output_format)
-    duration = job.params["duration"]
     manifest = build_manifest(job, scenes, analysis)
+    stored: list[str] = []
     with ProgressManager(job_id, "assemble") as progress, ExitStack() as stack:
         tmp = stack.enter_context(scratch_dir(f"assemble-{job_id}"))
-        clips = [stack.enter_context(local_file(s.clip)) for s in scenes]
+        # Photos shown by several scenes are fetched once.
+        local: dict[str, Path] = {}
+        for name in dict.fromkeys(s.clip for s in scenes):
+            local[name] = stack.enter_context(local_file(name))
         music = stack.enter_context(local_file(song.file.name))
-        video = tmp / f"video.{fmt}"
-        assemble_video(
-            clips,
-            music,
-            video,
-            fps=preset.fps,
-            duration=duration,
+        doc = build_timeline(
+            scenes,
+            [local[s.clip] for s in scenes],
+            song=music,
+            preset=preset.name,
             fmt=fmt,
-            metadata={
-                "title": project.title,
-                "comment": json.dumps(manifest["output"]),
-            },
-            on_progress=lambda f: progress.update(0.9 * f),
+            fps=preset.fps,
+            style=_job_style(job),
+            beats=analysis.beats,
+            manifest=manifest,
         )
+        try:
+            timeline = load_timeline(doc)
+        except TimelineError as exc:  # a planning bug, not the user's doing
+            raise PipelineError(f"the planned timeline is not valid: {exc}") from exc
+        video = tmp / f"video.{fmt}"
         thumb = tmp / "thumbnail.jpg"
-        extract_thumbnail(video, thumb, at_seconds=min(duration / 2, scenes[0].end))
+        try:
+            report = _render_reporting(
+                lambda on_progress: render_timeline(
+                    timeline,
+                    video,
+                    base_dir=tmp,
+                    thumbnail=thumb,
+                    on_progress=on_progress,
+                    tags={"title": project.title},
+                ),
+                progress,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise PipelineError(
+                _name_uploads(str(exc), [song, *(s.image for s in scenes)])
+            ) from exc
         base = f"renders/{project.owner_id}/{job_id}"
-        video_name = store_file(video, f"{base}/video.{fmt}")
-        thumb_name = store_file(thumb, f"{base}/thumbnail.jpg")
-        size = Path(video).stat().st_size
+        try:
+            stored.append(store_file(video, f"{base}/video.{fmt}"))
+            stored.append(store_file(thumb, f"{base}/thumbnail.jpg"))
+        except BaseException:
+            for name in stored:
+                delete_file(name)
+            raise
+        video_name, thumb_name = stored
+        size = video.stat().st_size
     try:
         with transaction.atomic():
             if not lifecycle.finish_stage(
@@ -375,10 +558,10 @@ def assemble_render(self, job_id: int) -> int | None:
                 thumbnail=thumb_name,
                 output_format=fmt,
                 preset=preset.name,
-                width=preset.width,
-                height=preset.height,
-                fps=preset.fps,
-                duration=duration,
+                width=report.width,
+                height=report.height,
+                fps=report.fps,
+                duration=report.duration,
                 size=size,
                 manifest=manifest,
             )
@@ -390,7 +573,7 @@ def assemble_render(self, job_id: int) -> int | None:
         delete_file(video_name)
         delete_file(thumb_name)
         raise
-    lifecycle.succeed(job_id, f"{len(scenes)} scenes, {duration:.2f} s")
+    lifecycle.succeed(job_id, f"{len(scenes)} scenes, {report.duration:.2f} s")
     return render.pk
 
 

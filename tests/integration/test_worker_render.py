@@ -16,7 +16,8 @@ from projects.models import Render, Scene
 from projects.pipeline import create_render_job, render_canvas, start_render
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
-from tests.media_checks import detect_cuts, nearest_distance
+from tests.media_checks import nearest_distance
+from tests.unit.conftest import changes, planned_windows
 from workers.probe import probe_media
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -55,15 +56,20 @@ def test_a_worker_process_renders_the_video(alice, sample_files, worker_media):
     fps = info.of_kind("video")[0].fps
     assert [s.codec for s in info.of_kind("video")] == ["h264"]
     assert [s.codec for s in info.of_kind("audio")] == ["aac"]
-    assert abs(info.duration - 6.0) <= 1 / fps
-    cuts = detect_cuts(path)
-    assert cuts == [
-        s.start_frame for s in Scene.objects.filter(job=job).order_by("index")[1:]
-    ]
-    for frame in cuts:
+    scenes = list(Scene.objects.filter(job=job).order_by("index"))
+    assert scenes[-1].end_frame == 180
+    assert info.duration == pytest.approx(180 / fps, abs=1e-3)
+    # The worker stored the planner's joins and rendered them where planned.
+    assert any(s.transition != "cut" for s in scenes[:-1])
+    assert changes(path) == planned_windows(scenes)
+    for scene in scenes[1:]:
         assert (
-            nearest_distance(frame / fps, sample_files["song_truth"].beats) <= 1 / fps
+            nearest_distance(scene.start_frame / fps, sample_files["song_truth"].beats)
+            <= 1 / fps
         )
+    assert [s["transition"]["type"] for s in render.manifest["scenes"]] == [
+        s.transition for s in scenes
+    ]
 
 
 def test_a_failure_in_the_worker_fails_the_job_with_its_reason(

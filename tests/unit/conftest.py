@@ -1,8 +1,12 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from projects.models import Project
+from projects.models import Project, Scene
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
+from tests.media_checks import frame_differences
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +29,45 @@ def ready_project(project, sample_files) -> Project:
     add_asset_from_path(project, sample_files["astronaut"])
     add_asset_from_path(project, sample_files["song"])
     return project
+
+
+# Checks of rendered videos against the scenes planned for them (also used by
+# the integration tests).
+
+
+def changes(video: Path) -> list[tuple[int, int]]:
+    """Runs [first, last) of frames where the picture changes far faster
+    than the camera moves around them: a cut is a run of one frame, a
+    crossfade of n frames a run of n (each differs from the one before).
+
+    "Far faster" is twice the median change over a second either side, so a
+    fast pan (a steady change every frame) is not taken for a transition.
+    """
+    diffs = frame_differences(video)
+    runs: list[tuple[int, int]] = []
+    for i in range(1, len(diffs)):
+        around = float(np.median(diffs[max(1, i - 30) : i + 31]))
+        if diffs[i] <= max(2.0, 2 * around):
+            continue
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+def planned_windows(scenes: list[Scene]) -> list[tuple[int, int]]:
+    """The frames that differ from the one before at each join: at a cut,
+    the cut frame; in a transition of n frames, which covers output frames
+    [c - n // 2, c - n // 2 + n) around cut frame c, the n frames after its
+    first (xfade's first frame is still all of the outgoing scene, and the
+    frame after the window is the first that is all of the incoming one)."""
+    windows = []
+    for a, b in zip(scenes, scenes[1:], strict=False):
+        n = a.transition_frames
+        if n:
+            first = b.start_frame - n // 2
+            windows.append((first + 1, first + n + 1))
+        else:
+            windows.append((b.start_frame, b.start_frame + 1))
+    return windows

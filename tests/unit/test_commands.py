@@ -9,18 +9,21 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from projects.management.commands.demo import DEMO_SONG
-from tests.media_checks import detect_cuts, nearest_distance
+from projects.models import Scene
+from tests.media_checks import nearest_distance
+from tests.unit.conftest import changes, planned_windows
 from workers.audio.synth import synthesize_song
 from workers.probe import probe_media
 
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_renders_h264_aac_with_every_cut_on_a_beat(tmp_path):
+def test_demo_renders_h264_aac_with_its_transitions_on_the_beats(tmp_path):
     out = tmp_path / "demo.mp4"
     stdout = StringIO()
 
-    call_command("demo", "-o", str(out), "--preset", "preview", "--duration", "8",
+    # 14 s of the demo song: a section change at 8 s, then a cut every 2 bars.
+    call_command("demo", "-o", str(out), "--preset", "preview", "--duration", "14",
                  stdout=stdout, stderr=StringIO())  # fmt: skip
 
     info = probe_media(out)
@@ -28,11 +31,15 @@ def test_demo_renders_h264_aac_with_every_cut_on_a_beat(tmp_path):
     assert [s.codec for s in video] == ["h264"]
     assert [s.codec for s in info.of_kind("audio")] == ["aac"]
     fps = video[0].fps
-    assert abs(info.duration - 8.0) <= 1 / fps
+    scenes = list(Scene.objects.order_by("index"))
+    assert scenes[-1].end_frame == 14 * 30
+    assert info.duration == pytest.approx(14.0, abs=1e-3)
+    assert len(scenes) >= 3
+    assert changes(out) == planned_windows(scenes)
     beats = synthesize_song(DEMO_SONG).beats
-    cuts = detect_cuts(out)
-    assert len(cuts) >= 2
-    assert all(nearest_distance(frame / fps, beats) <= 1 / fps for frame in cuts)
+    assert all(
+        nearest_distance(s.start_frame / fps, beats) <= 1 / fps for s in scenes[1:]
+    )
     assert str(out.resolve()) in stdout.getvalue()
 
 
@@ -58,6 +65,8 @@ def test_render_json_prints_the_manifest(tmp_path, sample_files):
     assert manifest["output"]["format"] == "webm"
     assert manifest["output"]["frames"] == 150
     assert len(manifest["scenes"]) == len(manifest["cuts"]) + 1
+    assert manifest["scenes"][-1]["transition"]["type"] == "cut"
+    assert all(s["transition"]["type"] for s in manifest["scenes"])
     assert {s["image"]["name"] for s in manifest["scenes"]} == {
         "astronaut.png",
         "grace_hopper.jpg",

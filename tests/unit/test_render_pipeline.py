@@ -1,10 +1,14 @@
 """The render pipeline run in-process, as `manage.py render` runs it: real
-analysis, real clips, real ffmpeg assembly, on the sample material."""
+analysis, the beat-sync plan, real ffmpeg rendering of the timeline, on the
+sample material."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import av
 import pytest
 from django.core.files.storage import default_storage
 
@@ -19,10 +23,22 @@ from projects.pipeline import (
     render_canvas,
     render_now,
 )
-from projects.tasks import analyze_music, plan_scenes, render_scene
+from projects.tasks import (
+    ASSEMBLY_ENGINE_VERSION,
+    analyze_music,
+    build_timeline,
+    ensure_analysis,
+    plan_scenes,
+    render_scene,
+    style_grade,
+)
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
-from tests.media_checks import detect_cuts, nearest_distance
+from tests.media_checks import nearest_distance
+from tests.unit.conftest import changes, planned_windows
+from workers.assembly.beatsync import plan_beat_sync
+from workers.assembly.grading import GRADES
+from workers.assembly.timeline import load_timeline
 from workers.probe import probe_media
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +53,9 @@ def project(alice, sample_files) -> Project:
     return project
 
 
-def test_it_renders_a_video_with_cuts_on_the_beats(project, sample_files):
+def test_it_renders_a_video_with_the_planned_transitions_on_the_beats(
+    project, sample_files
+):
     job = render_now(project)
 
     assert job.status == Job.Status.SUCCEEDED, job.error
@@ -51,38 +69,161 @@ def test_it_renders_a_video_with_cuts_on_the_beats(project, sample_files):
     assert [s.codec for s in audio] == ["aac"]
     assert (video[0].width, video[0].height) == (640, 360)
     fps = video[0].fps
-    assert abs(info.duration - 6.0) <= 1 / fps
 
-    truth_beats = sample_files["song_truth"].beats
-    cuts = detect_cuts(path)
+    # The scenes carry the beat-sync plan's joins, each into the next scene.
     scenes = list(Scene.objects.filter(job=job).order_by("index"))
-    assert len(cuts) == len(scenes) - 1 >= 1
-    assert cuts == [s.start_frame for s in scenes[1:]]
-    for frame in cuts:
-        assert nearest_distance(frame / fps, truth_beats) <= 1 / fps
+    analysis = ensure_analysis(project.music())
+    plan = plan_beat_sync(analysis.to_contract(), duration=6.0, fps=30)
+    assert len(plan) >= 1
+    assert [
+        (s.start_frame, a.transition, a.transition_frames)
+        for a, s in zip(scenes, scenes[1:], strict=False)
+    ] == [(c.frame, c.kind, round(c.duration * 30)) for c in plan]
+    assert (scenes[-1].transition, scenes[-1].transition_frames) == ("cut", 0)
+    assert any(s.transition_frames > 0 for s in scenes)
+
+    # Exactly the planned frames, and the picture changes where the plan says.
+    frames = scenes[-1].end_frame
+    assert frames == 180
+    with av.open(str(path)) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == frames
+    assert info.duration == pytest.approx(frames / fps, abs=1e-3)
+    assert render.duration == frames / fps
+    assert changes(path) == planned_windows(scenes)
+    truth_beats = sample_files["song_truth"].beats
+    for scene in scenes[1:]:
+        assert nearest_distance(scene.start_frame / fps, truth_beats) <= 1 / fps
+    assert default_storage.exists(render.thumbnail)
 
 
-def test_the_manifest_lists_every_scene_and_its_cut(project):
+def test_the_manifest_lists_every_scene_its_cut_and_transition(project):
     job = render_now(project)
-    manifest = Render.objects.get(job=job).manifest
+    render = Render.objects.get(job=job)
+    manifest = render.manifest
+    scenes = list(Scene.objects.filter(job=job).order_by("index"))
 
     assert [s["index"] for s in manifest["scenes"]] == list(
         range(len(manifest["scenes"]))
     )
     assert manifest["cuts"] == [s["start"] for s in manifest["scenes"][1:]]
+    assert [s["transition"] for s in manifest["scenes"]] == [
+        {
+            "type": s.transition,
+            "frames": s.transition_frames,
+            "duration": s.transition_frames / 30,
+        }
+        for s in scenes
+    ]
     assert manifest["output"]["frames"] == 180
+    assert manifest["models"] == [
+        {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION}
+    ]
+    assert manifest["grade"] == {"preset": "cinematic_teal_orange", "intensity": 0.7}
     assert set(manifest["timings"]) == {"analyze", "plan", "assemble"}
+    # The same manifest travels inside the video file.
+    with default_storage.open(render.file) as handle, av.open(handle.name) as video:
+        embedded = json.loads(video.metadata["studio_manifest"])
+    assert embedded["scenes"] == manifest["scenes"]
+    assert embedded["job"] == job.pk
 
 
-def test_a_second_render_reuses_the_clips_and_the_analysis(project):
+def test_the_assemble_stage_reports_frames_as_it_renders(project):
+    job = create_render_job(project)
+    messages: list[tuple[float, str]] = []
+
+    def listen(payload):
+        if payload["job"] == job.pk and payload["stage"] == "assemble":
+            messages.append((payload["progress"], payload["message"]))
+
+    add_listener(listen)
+    try:
+        run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+    finally:
+        remove_listener(listen)
+
+    framed = [(p, m) for p, m in messages if m.startswith("frame ")]
+    assert framed[-1][1] == "frame 180 of 180"
+    assert len(framed) <= 102  # about every 1 %, not every frame
+    progress = [p for p, _ in framed]
+    assert progress == sorted(progress)
+    assert 0.85 <= progress[0] and progress[-1] <= 0.99
+
+
+def test_a_second_render_reuses_the_analysis_and_the_photos(project):
+    from projects.models import AudioAnalysis
+
     first = render_now(project)
     second = render_now(project)
 
     assert second.status == Job.Status.SUCCEEDED
-    assert not Scene.objects.filter(job=first, cached=True).exists()
-    assert set(Scene.objects.filter(job=second).values_list("cached", flat=True)) == {
-        True
-    }
+    assert AudioAnalysis.objects.count() == 1
+    for job in (first, second):
+        for scene in Scene.objects.filter(job=job).select_related("image"):
+            # Stills need no clip of their own: the scene's source is the photo.
+            assert scene.clip == scene.image.file.name
+    assert not list(Path(default_storage.location).glob("cache/clips/*"))
+
+
+@pytest.mark.parametrize(
+    ("style", "grade"),
+    [
+        ("cinematic", {"preset": "cinematic_teal_orange", "intensity": 0.7}),
+        ("dreamy", {"preset": "pastel", "intensity": 0.6}),
+        ("energetic", {"preset": "neon", "intensity": 0.5}),
+        ("documentary", None),
+        ("no-such-style", None),
+    ],
+)
+def test_each_style_has_its_colour_grade(style, grade):
+    assert style_grade(style) == grade
+    if grade is not None:
+        assert grade["preset"] in GRADES
+
+
+def test_the_timeline_overlaps_clips_by_their_centred_transitions(tmp_path):
+    def scene(start, end, transition="cut", frames=0, move="zoom_in"):
+        return SimpleNamespace(
+            start_frame=start,
+            end_frame=end,
+            transition=transition,
+            transition_frames=frames,
+            move=move,
+        )
+
+    scenes = [
+        scene(0, 60, "crossfade", 15),
+        scene(60, 120, "dissolve", 8),
+        scene(120, 150, "cut", 0),
+        scene(150, 200, "cut", 0),
+    ]
+    photo, song = tmp_path / "a.png", tmp_path / "song.wav"
+    doc = build_timeline(
+        scenes,
+        [photo] * 4,
+        song=song,
+        preset="preview",
+        fmt="mp4",
+        fps=30,
+        style="documentary",
+        beats=[0.5, 1.0, 99.0],
+    )
+
+    timeline = load_timeline(doc)  # contiguity is the validator's to check
+    slots = [(round(c.start * 30), round(c.end * 30)) for c in timeline.clips]
+    # 15 frames on cut 60: [53, 68); 8 frames on cut 120: [116, 124).
+    assert slots == [(0, 68), (53, 124), (116, 150), (150, 200)]
+    assert [c.transition and c.transition.type for c in timeline.clips] == [
+        "crossfade",
+        "dissolve",
+        "cut",
+        None,
+    ]
+    assert timeline.output.duration == 200 / 30
+    assert timeline.grade is None
+    assert timeline.audio[0].fade_out == 0.5
+    assert list(timeline.beats) == [0.5, 1.0]
+    assert list(timeline.cuts) == [2.0, 4.0, 5.0]
 
 
 def test_a_project_without_music_is_not_ready(alice, sample_files):
@@ -149,9 +290,25 @@ def test_a_failing_scene_fails_the_job_once_and_leaves_no_partial_files(
     assert job.error == "scene 0: astronaut.png: not an image that can be read"
     assert len(sent) == 1
     assert Scene.objects.filter(job=job, status=Scene.Status.FAILED).exists()
-    media = Path(settings.MEDIA_ROOT)
-    assert not list(media.glob("cache/clips/*"))
-    assert not (media / "renders").exists()
+    assert not (Path(settings.MEDIA_ROOT) / "renders").exists()
+    assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
+
+
+def test_a_failing_assembly_fails_the_job_with_the_upload_named_and_no_files(
+    project, settings
+):
+    song = project.music()
+    ensure_analysis(song)  # analysed before the stored song was damaged
+    Path(default_storage.path(song.file.name)).write_bytes(b"RIFF" + b"\0" * 4096)
+
+    job = render_now(project)
+
+    assert job.status == Job.Status.FAILED
+    assert "song.wav" in job.error
+    assert Path(song.file.name).name not in job.error
+    assert "Traceback" not in job.error
+    assert not Render.objects.filter(job=job).exists()
+    assert not (Path(settings.MEDIA_ROOT) / "renders").exists()
     assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
 
 
@@ -200,14 +357,13 @@ def test_a_second_delivery_of_a_finished_scene_does_not_render_it_again(
     scene = Scene.objects.filter(job=job).first()
     render_scene.apply(args=(scene.pk,))
     scene.refresh_from_db()
-    clip = Path(default_storage.path(scene.clip))
-    written = clip.stat().st_mtime_ns
+    assert (scene.status, scene.clip) == (Scene.Status.DONE, scene.image.file.name)
 
     render_scene.apply(args=(scene.pk,))
 
     again = Scene.objects.get(pk=scene.pk)
     assert (again.status, again.seconds) == (Scene.Status.DONE, scene.seconds)
-    assert clip.stat().st_mtime_ns == written
+    assert again.clip == scene.clip
 
 
 def test_a_render_uses_the_song_it_was_started_with(project, sample_files, tmp_path):

@@ -497,6 +497,17 @@ def _manifest(timeline: Timeline, extra: dict[str, Any] | None) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
+def _tags(tags: dict[str, str] | None) -> list[str]:
+    args: list[str] = []
+    for key, value in (tags or {}).items():
+        if not key.isidentifier() or key == MANIFEST_KEY:
+            raise ValueError(f"Tag name {key!r} is not a plain name.")
+        if "\0" in value:
+            raise ValueError(f"Tag {key!r} contains a NUL character.")
+        args += ["-metadata", f"{key}={value}"]
+    return args
+
+
 # --------------------------------------------------------------------------
 # The render
 
@@ -509,6 +520,7 @@ def _encoder_command(
     soundtrack: Path | None,
     text: list[str],
     manifest: str,
+    tags: list[str],
     files: dict[str, Path],
 ) -> list[str]:
     out = timeline.output
@@ -553,8 +565,11 @@ def _encoder_command(
         return args
     args += encode.video_args(fmt, out.quality, out.fps)
     if audio_index is not None:
-        args += [*encode.audio_args(fmt), "-shortest"]
-    args += ["-metadata", f"{MANIFEST_KEY}={manifest}"]
+        # No -shortest: the soundtrack is already exactly as long as the
+        # frames, and -shortest keeps up to 10 s of raw frames (about 1 GB at
+        # 1080p) in its sync queue.
+        args += encode.audio_args(fmt)
+    args += [*tags, "-metadata", f"{MANIFEST_KEY}={manifest}"]
     args += [*encode.container_args(fmt), str(target)]
     return args
 
@@ -623,11 +638,13 @@ def render_timeline(
     on_progress: ProgressCallback | None = None,
     thumbnail: Path | None = None,
     manifest: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RenderReport:
     """Render ``timeline`` to ``out``; its relative file names are under
     ``base_dir`` (default: the current directory).
 
     ``on_progress(done, total)`` is called with frames encoded so far.
+    ``tags`` are plain container tags (``title``, ``comment``...).
     ``manifest`` entries are added to the timeline's own manifest block and
     embedded as the container tag ``studio_manifest`` (JSON; not in GIFs,
     which have no tags). With ``thumbnail``, a JPEG of the best frame (by
@@ -687,6 +704,7 @@ def render_timeline(
                 soundtrack=soundtrack,
                 text=text,
                 manifest=_manifest(timeline, manifest),
+                tags=_tags(tags),
                 files=files,
             ),
             total,

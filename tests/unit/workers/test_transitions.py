@@ -6,9 +6,9 @@ import av
 import numpy as np
 import pytest
 
+from workers.assembly.blends import BLENDS
 from workers.assembly.ffmpeg import run_ffmpeg
 from workers.assembly.stills import X264_ARGS
-from workers.assembly.blends import BLENDS
 from workers.assembly.transitions import (
     TRANSITIONS,
     get_transition,
