@@ -59,15 +59,33 @@ def changes(video: Path) -> list[tuple[int, int]]:
 def planned_windows(scenes: list[Scene]) -> list[tuple[int, int]]:
     """The frames that differ from the one before at each join: at a cut,
     the cut frame; in a transition of n frames, which covers output frames
-    [c - n // 2, c - n // 2 + n) around cut frame c, the n frames after its
-    first (xfade's first frame is still all of the outgoing scene, and the
-    frame after the window is the first that is all of the incoming one)."""
+    [c - n // 2, c - n // 2 + n) around cut frame c, those n frames (each is
+    a mix, the first already unlike the outgoing scene) and the one after
+    (the first that is all of the incoming scene)."""
     windows = []
     for a, b in zip(scenes, scenes[1:], strict=False):
         n = a.transition_frames
         if n:
             first = b.start_frame - n // 2
-            windows.append((first + 1, first + n + 1))
+            windows.append((first, first + n + 1))
         else:
             windows.append((b.start_frame, b.start_frame + 1))
     return windows
+
+
+def joins_match(
+    detected: list[tuple[int, int]], planned: list[tuple[int, int]]
+) -> bool:
+    """Each planned join shows up as one run of changing frames inside its
+    window. A cut is exact; a transition's first and last steps are small by
+    design (its window is centred, so they move a fraction of the way), so
+    the detector may miss one frame at either end of it."""
+    if len(detected) != len(planned):
+        return False
+    for (d0, d1), (p0, p1) in zip(detected, planned, strict=True):
+        if p1 - p0 == 1:
+            if (d0, d1) != (p0, p1):
+                return False
+        elif not (p0 <= d0 <= p0 + 1 and p1 - 1 <= d1 <= p1):
+            return False
+    return True

@@ -343,8 +343,16 @@ def _join(
     limit: int,
 ) -> None:
     """Render a transition window: ``frames`` frames of ``a`` blended into
-    the first ``frames`` of ``b`` by a small ffmpeg, streamed to ``emit``
-    (only the first ``limit`` frames are used)."""
+    the first ``frames`` of ``b``, streamed to ``emit`` (only the first
+    ``limit`` frames are used).
+
+    Window frame i is ``(i + 0.5) / frames`` of the way from a to b, so every
+    frame of the window is a mix and the window is centred on its cut. Blend
+    kinds are drawn here; the others run through xfade in a small ffmpeg fed
+    by two pipes. xfade weighs frame k by k / n, all of a at k = 0, so it is
+    given one frame more (each clip's first frame twice) and its first output
+    is dropped: frame i then weighs (i + 1) / (frames + 1), centred the same.
+    """
     blend = BLENDS.get(transition)
     if blend is not None:
         _blend_window(a, b, frames, blend, size, emit, limit)
@@ -354,14 +362,14 @@ def _join(
     for _, w in fds:
         _set_pipe_size(w)
     graph = join_filter(
-        transition, frames / fps, 0.0, "0:v", "1:v", "j", fps, width, height
+        transition, (frames + 1) / fps, 0.0, "0:v", "1:v", "j", fps, width, height
     )
     cmd = [
         *base_command(),
         *_raw_input(fds[0][0], width, height, fps),
         *_raw_input(fds[1][0], width, height, fps),
         "-filter_complex", f"{graph};[j]{TO_OUTPUT}[v]",
-        "-map", "[v]", "-frames:v", str(frames),
+        "-map", "[v]", "-frames:v", str(frames + 1),
         "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
     ]  # fmt: skip
     try:
@@ -375,9 +383,11 @@ def _join(
         buf = np.empty(frame_bytes(size), dtype=np.uint8)
         try:
             with os.fdopen(fd, "wb", buffering=0) as pipe:
-                for _ in range(frames):
+                for i in range(frames):
                     source.read_into(buf)
                     pipe.write(buf.data)
+                    if i == 0:
+                        pipe.write(buf.data)  # the extra leading frame
         except BrokenPipeError:
             pass  # ffmpeg stopped reading; its own error explains why
         except BaseException as exc:  # re-raised in the caller's thread
@@ -393,14 +403,14 @@ def _join(
         out = np.empty(frame_bytes(size), dtype=np.uint8)
         stdout = process.proc.stdout
         assert stdout is not None
-        for n in range(frames):
+        for n in range(frames + 1):
             if not read_frame(stdout, out):
                 for t in feeders:
                     t.join()
                 if errors:
                     raise errors[0]
                 raise process.failure(f"the {transition} transition")
-            if n < limit:
+            if 0 < n <= limit:
                 emit(out)
         for t in feeders:
             t.join()

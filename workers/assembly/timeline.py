@@ -38,7 +38,7 @@ Version 1 (all times are seconds, finite and >= 0; unknown keys are errors)::
          "in": 1.0, "out": 5.0,      # video only; out optional
          "speed": 1.0}               # video only, 0.25..4
       ],
-      "grade": {"preset": "teal_orange", "intensity": 0.8},  # or "cube": x.cube
+      "grade": {"preset": "cinematic_teal_orange", "intensity": 0.8},  # or "cube"
       "text": [
         {"kind": "subtitles", "file": "lyrics.srt"},          # .srt | .ass
         {"kind": "title", "text": "Hi", "start": 0, "end": 2,
@@ -102,6 +102,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from workers.assembly.grading import GRADES
 from workers.assembly.motion import MOVES
 from workers.assembly.presets import PRESETS, get_preset
 from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
@@ -940,7 +941,7 @@ def _grade(c: _Checker, value: Any) -> Grade | None:
         return None
     if ("preset" in d) == ("cube" in d):
         c.err("grade", "give exactly one of preset or cube")
-    preset = _opt(c.identifier, "grade", d, "preset", None)
+    preset = _opt(lambda q, v: c.choice(q, v, GRADES), "grade", d, "preset", None)
     cube = _opt(lambda q, v: c.file(q, v, (".cube",)), "grade", d, "cube", None)
     intensity = _opt(
         lambda q, v: c.number(q, v, 0.0, 1.0), "grade", d, "intensity", 1.0
@@ -1372,7 +1373,7 @@ def timeline_json_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "preset": ident,
+                    "preset": {"enum": list(GRADES)},
                     "cube": {"allOf": [file, {"pattern": r"\.[Cc][Uu][Bb][Ee]$"}]},
                     "intensity": {"type": "number", "minimum": 0, "maximum": 1},
                 },

@@ -16,10 +16,9 @@ format; the encoder side converts to yuv420p once with ``TO_OUTPUT``
 
 Most transitions are ffmpeg ``xfade`` built-ins, or a built-in with a filter
 applied over the transition window only (``enable``), such as the blur of a
-whip pan. The rest (dips, flash, zooms, luma wipe, glitch) are "blend" kinds
-drawn by the renderer itself (``workers.assembly.blends``): as xfade custom
-expressions ffmpeg evaluated them per pixel through its interpreter, about
-half a second per 1080p frame.
+whip pan. The rest are "blend" kinds drawn by the renderer itself
+(``workers.assembly.blends``), which is much cheaper than a filtergraph per
+window (see there).
 
 Direction names follow the motion on screen: ``wipe_left``/``slide_left``/
 ``push_left`` move towards the left, so ``b`` comes in from the right edge;
@@ -75,29 +74,29 @@ def _b(name: str, description: str) -> Transition:
 
 _CATALOGUE = [
     Transition("cut", "cut", description="Hard cut, no overlap."),
-    _x("crossfade", "fade", "Linear cross-dissolve."),
+    _b("crossfade", "Linear cross-dissolve."),
     _x("dissolve", "dissolve", "Pixel-noise dissolve."),
     _b("dip_to_black", "Fade out to black, hold, fade in."),
     _b("dip_to_white", "Fade out to white, hold, fade in."),
     _b("flash", "Quick dissolve under a brief white flash."),
-    _x("wipe_left", "wipeleft", "Hard edge moving left; b from the right."),
-    _x("wipe_right", "wiperight", "Hard edge moving right; b from the left."),
-    _x("wipe_up", "wipeup", "Hard edge moving up; b from the bottom."),
-    _x("wipe_down", "wipedown", "Hard edge moving down; b from the top."),
+    _b("wipe_left", "Hard edge moving left; b from the right."),
+    _b("wipe_right", "Hard edge moving right; b from the left."),
+    _b("wipe_up", "Hard edge moving up; b from the bottom."),
+    _b("wipe_down", "Hard edge moving down; b from the top."),
     _x("smooth_left", "smoothleft", "Soft-edged wipe moving left."),
     _x("smooth_right", "smoothright", "Soft-edged wipe moving right."),
-    _x("slide_left", "coverleft", "b slides in from the right over a."),
-    _x("slide_right", "coverright", "b slides in from the left over a."),
-    _x("slide_up", "coverup", "b slides in from the bottom over a."),
-    _x("slide_down", "coverdown", "b slides in from the top over a."),
-    _x("push_left", "slideleft", "b pushes a out to the left."),
-    _x("push_right", "slideright", "b pushes a out to the right."),
-    _x("push_up", "slideup", "b pushes a out upwards."),
-    _x("push_down", "slidedown", "b pushes a out downwards."),
+    _b("slide_left", "b slides in from the right over a."),
+    _b("slide_right", "b slides in from the left over a."),
+    _b("slide_up", "b slides in from the bottom over a."),
+    _b("slide_down", "b slides in from the top over a."),
+    _b("push_left", "b pushes a out to the left."),
+    _b("push_right", "b pushes a out to the right."),
+    _b("push_up", "b pushes a out upwards."),
+    _b("push_down", "b pushes a out downwards."),
     _b("zoom_in", "a grows to 1.5x as it fades out."),
     _b("zoom_out", "b settles from 1.5x to full size as it fades in."),
-    _x("circle_open", "circleopen", "b grows from a circle in the centre."),
-    _x("circle_close", "circleclose", "a shrinks to a circle in the centre."),
+    _b("circle_open", "b grows from a circle in the centre."),
+    _b("circle_close", "a shrinks to a circle in the centre."),
     _x("barn_door_open", "vertopen", "b opens from the vertical centre line."),
     _x("radial", "radial", "Clock-hand sweep."),
     _x("pixelize", "pixelize", "Blocks grow, swap clips, shrink."),

@@ -780,12 +780,12 @@ def test_transition_ffmpeg_failing_mid_render_leaves_nothing(
     timeline = _timeline(
         [
             _still(
-                media["dark"], 0, 1.0, transition={"type": "crossfade", "duration": 0.3}
+                media["dark"], 0, 1.0, transition={"type": "dissolve", "duration": 0.3}
             ),
             _still(media["bright"], 0.7, 1.0),
         ]
     )
-    with pytest.raises(FFmpegError, match="crossfade"):
+    with pytest.raises(FFmpegError, match="dissolve"):
         render_timeline(timeline, outdir / "out.mp4")
     assert _ls(outdir) == []
 

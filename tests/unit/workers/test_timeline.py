@@ -57,7 +57,7 @@ VALID: dict[str, Any] = {
             },
         },
     ],
-    "grade": {"preset": "teal_orange", "intensity": 0.8},
+    "grade": {"preset": "cinematic_teal_orange", "intensity": 0.8},
     "text": [
         {"kind": "subtitles", "file": "lyrics.srt"},
         {
@@ -327,8 +327,11 @@ def test_nul_or_newline_in_path() -> None:
 
 def test_grade_rules() -> None:
     assert paths_of(doc(grade={"preset": "not valid!"})) == ["grade.preset"]
-    assert paths_of(doc(grade={"preset": "a", "cube": "b.cube"})) == ["grade"]
-    assert paths_of(doc(grade={"preset": "a", "intensity": 2})) == ["grade.intensity"]
+    assert paths_of(doc(grade={"preset": "sepia"})) == ["grade.preset"]
+    both = {"preset": "noir", "cube": "b.cube"}
+    assert paths_of(doc(grade=both)) == ["grade"]
+    too_much = {"preset": "noir", "intensity": 2}
+    assert paths_of(doc(grade=too_much)) == ["grade.intensity"]
     assert load_timeline(doc(grade={"cube": "luts/film.cube"})).grade is not None
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from workers.assembly.blends import BLENDS
+from workers.assembly.encode import video_args
 from workers.assembly.ffmpeg import run_ffmpeg
-from workers.assembly.stills import X264_ARGS
 from workers.assembly.transitions import (
     TRANSITIONS,
     get_transition,
@@ -43,12 +43,15 @@ B_ENTERS_FROM = {
 }
 
 
+ENCODE = [*video_args("mp4", "standard", FPS), "-f", "mp4"]
+
+
 def _make_clip(path: Path, colour: str) -> Path:
     # A grid on a flat colour: flat enough to tell the clips apart anywhere,
     # textured enough that a zoom or a shift shows.
     source = f"color=c={colour}:s={W}x{H}:r={FPS}:d=1"
     grid = "drawgrid=w=20:h=16:t=2:c=white"
-    run_ffmpeg(["-f", "lavfi", "-i", source, "-vf", grid, *X264_ARGS], output=path)
+    run_ffmpeg(["-f", "lavfi", "-i", source, "-vf", grid, *ENCODE], output=path)
     return path
 
 
@@ -206,7 +209,7 @@ def test_a_glitch_splits_the_colour_channels(tmp_path):
     a = tmp_path / "halves.mp4"
     run_ffmpeg(
         ["-f", "lavfi", "-i", f"color=c=blue:s={W}x{H}:r={FPS}:d=1",
-         "-vf", f"drawbox=x=0:y=0:w={W // 2}:h={H}:c=red:t=fill", *X264_ARGS],
+         "-vf", f"drawbox=x=0:y=0:w={W // 2}:h={H}:c=red:t=fill", *ENCODE],
         output=a,
     )  # fmt: skip
     out = tmp_path / "glitch.mp4"
@@ -218,9 +221,9 @@ def test_a_glitch_splits_the_colour_channels(tmp_path):
 
 
 def test_join_filter_builds_one_fragment_from_labels():
-    graph = join_filter("crossfade", 0.5, 2.0, "v0", "v1", "j0", 30, 1920, 1080)
+    graph = join_filter("dissolve", 0.5, 2.0, "v0", "v1", "j0", 30, 1920, 1080)
     assert graph.startswith("[v0]") and graph.endswith("[j0]")
-    assert "xfade=transition=fade:duration=0.500000:offset=2.000000" in graph
+    assert "xfade=transition=dissolve:duration=0.500000:offset=2.000000" in graph
     cut = join_filter("cut", 0, 2.0, "v0", "v1", "j0", 30, 1920, 1080)
     assert "concat=n=2" in cut and "trim=end=2.000000" in cut
 
@@ -259,7 +262,7 @@ def test_a_clip_of_another_size_is_fitted_without_stretching(tmp_path, clips):
     a, _ = clips
     wide = tmp_path / "wide.mp4"
     run_ffmpeg(["-f", "lavfi", "-i", f"color=c=green:s=320x90:r={FPS}:d=1",
-                *X264_ARGS], output=wide)  # fmt: skip
+                *ENCODE], output=wide)  # fmt: skip
     out = tmp_path / "fitted.mp4"
     render_join(a, wide, out, transition="crossfade", duration=DUR, fps=FPS)
     video = probe_media(out).of_kind("video")[0]
