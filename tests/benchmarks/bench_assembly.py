@@ -51,7 +51,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from workers.assembly.encode import video_args
+from workers.assembly.encode import X264_QUALITY, video_args
 from workers.assembly.ffmpeg import base_command, ffmpeg_exe
 from workers.assembly.render import render_timeline
 from workers.assembly.timeline import load_timeline
@@ -357,6 +357,7 @@ def run_moviepy(python: Path, photos: list[Path], out: Path) -> dict:
         [str(python), str(MOVIEPY_SCRIPT), "--out", str(out),
          "--width", str(WIDTH), "--height", str(HEIGHT), "--fps", str(FPS),
          "--clip", str(CLIP_SECONDS), "--fade", str(FADE), "--threads", "2",
+         "--preset", X264_QUALITY[QUALITY][0], "--crf", str(X264_QUALITY[QUALITY][1]),
          *map(str, photos)],
         check=True, capture_output=True, text=True, env=env, cwd=REPO,
     )  # fmt: skip
@@ -382,7 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         "--moviepy-runs", type=int, default=1, help="timed moviepy runs (0: skip)"
     )
     parser.add_argument("--keep", type=Path, help="copy the rendered videos here")
+    parser.add_argument(
+        "--quality",
+        choices=sorted(X264_QUALITY),
+        default="standard",
+        help="output quality of all three (x264 preset and CRF)",
+    )
     args = parser.parse_args(argv)
+    global QUALITY
+    QUALITY = args.quality
     runs = max(args.runs, 1)
     python = moviepy_python() if args.moviepy_runs > 0 else None
 

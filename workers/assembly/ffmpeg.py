@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -177,3 +177,50 @@ def run_ffmpeg(
         raise FFmpegError(f"ffmpeg run aborted: {exc}") from exc
     if on_progress:
         on_progress(1.0)
+
+
+class FFmpegProcess:
+    """A child ffmpeg streaming through pipes; the tail of its stderr is kept
+    for error messages."""
+
+    def __init__(
+        self, cmd: list[str], *, pass_fds: Sequence[int] = (), stdin: bool = True
+    ) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=tuple(pass_fds),
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise FFmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
+        self.stderr: deque[str] = deque(maxlen=60)
+        err = self.proc.stderr
+        assert err is not None
+        self._drain = threading.Thread(
+            target=lambda: self.stderr.extend(
+                line.decode("utf-8", "replace") for line in err
+            ),
+            daemon=True,
+        )
+        self._drain.start()
+
+    def failure(self, what: str) -> FFmpegError:
+        self.proc.wait()
+        self._drain.join(timeout=5)
+        detail = stderr_tail(self.stderr) or f"exit status {self.proc.returncode}"
+        return FFmpegError(f"{what} failed: {detail}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass

@@ -29,11 +29,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,11 +43,10 @@ from workers.assembly import encode
 from workers.assembly.audio_mix import MixReport, mix_audio
 from workers.assembly.blends import BLENDS, Blend
 from workers.assembly.ffmpeg import (
-    FFmpegError,
+    FFmpegProcess,
     base_command,
     input_args,
     run_ffmpeg,
-    stderr_tail,
     temp_output,
 )
 from workers.assembly.grading import grade_filter
@@ -224,57 +221,13 @@ def _raw_input(fd: int | str, width: int, height: int, fps: int) -> list[str]:
     ]  # fmt: skip
 
 
-class _Process:
-    """A child ffmpeg whose stderr is kept (the tail) for error messages."""
-
-    def __init__(self, cmd: list[str], *, pass_fds: Sequence[int] = ()) -> None:
-        try:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=tuple(pass_fds),
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise FFmpegError(f"could not start ffmpeg ({cmd[0]}): {exc}") from exc
-        self.stderr: deque[str] = deque(maxlen=60)
-        err = self.proc.stderr
-        assert err is not None
-        self._drain = threading.Thread(
-            target=lambda: self.stderr.extend(
-                line.decode("utf-8", "replace") for line in err
-            ),
-            daemon=True,
-        )
-        self._drain.start()
-
-    def failure(self, what: str) -> FFmpegError:
-        self.proc.wait()
-        self._drain.join(timeout=5)
-        detail = stderr_tail(self.stderr) or f"exit status {self.proc.returncode}"
-        return FFmpegError(f"{what} failed: {detail}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-
-
 class _Encoder:
     """The final ffmpeg: raw frames in on stdin, the delivery file out."""
 
     def __init__(
         self, cmd: list[str], total: int, on_progress: ProgressCallback | None
     ):
-        self.process = _Process(cmd)
+        self.process = FFmpegProcess(cmd)
         self.total = total
         self.done = 0
         stdout = self.process.proc.stdout
@@ -373,7 +326,7 @@ def _join(
         "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
     ]  # fmt: skip
     try:
-        process = _Process(cmd, pass_fds=[r for r, _ in fds])
+        process = FFmpegProcess(cmd, pass_fds=[r for r, _ in fds])
     finally:
         for r, _ in fds:
             os.close(r)

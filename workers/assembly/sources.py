@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -31,6 +29,7 @@ import numpy as np
 
 from workers.assembly.ffmpeg import (
     FFmpegError,
+    FFmpegProcess,
     base_command,
     demuxer_name,
     input_args,
@@ -38,7 +37,7 @@ from workers.assembly.ffmpeg import (
 )
 from workers.assembly.motion import Planes, Size, View, eased, prepared_size, view_at
 from workers.assembly.stills import inspect_image
-from workers.probe import ProbeError, probe_media
+from workers.probe import ProbeError, StreamInfo, probe_media
 
 # Conversions to the output's colour space, so every source agrees with the
 # encoder's BT.709 tags whatever the input was.
@@ -76,6 +75,27 @@ def _jpeg_reduction(width: int, height: int, need_w: int, need_h: int) -> int:
     while n < 3 and -(-width >> (n + 1)) >= need_w and -(-height >> (n + 1)) >= need_h:
         n += 1
     return n
+
+
+def probe_video(path: Path) -> tuple[StreamInfo, str]:
+    """The first video stream of a file, and the demuxer to force on it.
+
+    ValueError, naming the file, for one that is missing, unreadable, has no
+    video, or is a playlist-like format that would read other files.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path.name}: no such video")
+    try:
+        info = probe_media(path)
+    except ProbeError as exc:
+        raise ValueError(f"{path.name}: cannot be read: {exc}") from exc
+    streams = info.of_kind("video")
+    if not streams:
+        raise ValueError(f"{path.name}: has no video stream")
+    fmt = demuxer_name(info.format_name)
+    if fmt is None:
+        raise ValueError(f"{path.name}: is not a plain media file")
+    return streams[0], fmt
 
 
 def _run_to_bytes(args: list[str], n: int, what: str) -> bytes:
@@ -188,8 +208,7 @@ class VideoSource:
         self.start = start
         self.speed = speed
         self.grade = grade
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: deque[str] = deque(maxlen=50)
+        self._process: FFmpegProcess | None = None
         self._step = speed  # source frames per output frame; set by prepare()
         self._next = 0  # output frames handed out
         self._decoded = 0  # source frames read from ffmpeg
@@ -197,17 +216,8 @@ class VideoSource:
         self._last = np.empty(frame_bytes(size), dtype=np.uint8)
 
     def _command(self) -> list[str]:
-        try:
-            info = probe_media(self.video)
-        except ProbeError as exc:
-            raise ValueError(f"{self.video.name}: cannot be read: {exc}") from exc
-        streams = info.of_kind("video")
-        if not streams:
-            raise ValueError(f"{self.video.name}: has no video stream")
-        fmt = demuxer_name(info.format_name)
-        if fmt is None:
-            raise ValueError(f"{self.video.name}: is not a plain media file")
-        source_fps = streams[0].fps or float(self.fps)
+        stream, fmt = probe_video(self.video)
+        source_fps = stream.fps or float(self.fps)
         self._step = self.speed * source_fps / self.fps
         needed = math.floor((self.frames - 1) * self._step + 1e-6) + 1
         w, h = self.size
@@ -231,52 +241,27 @@ class VideoSource:
         ]  # fmt: skip
 
     def prepare(self) -> None:
-        if self._proc is not None:
-            return
-        cmd = self._command()
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-            )
-        except OSError as exc:
-            raise FFmpegError(f"could not start ffmpeg: {exc}") from exc
-        err = self._proc.stderr
-        assert err is not None
-        threading.Thread(
-            target=lambda: self._stderr.extend(
-                line.decode("utf-8", "replace") for line in err
-            ),
-            daemon=True,
-        ).start()
+        if self._process is None:
+            self._process = FFmpegProcess(self._command(), stdin=False)
 
     def read_into(self, out: np.ndarray) -> None:
         self.prepare()
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._process is not None
+        stdout = self._process.proc.stdout
+        assert stdout is not None
         wanted = math.floor(self._next * self._step + 1e-6)
         while self._decoded <= wanted and not self._ended:
-            if read_frame(self._proc.stdout, self._last):
+            if read_frame(stdout, self._last):
                 self._decoded += 1
             else:
                 # A clip shorter than its slot holds its last frame.
                 self._ended = True
         if self._decoded == 0:
-            self._proc.wait()
-            detail = stderr_tail(self._stderr) or "no frames"
-            raise FFmpegError(f"{self.video.name}: could not be decoded: {detail}")
+            raise self._process.failure(f"decoding {self.video.name}")
         out[:] = self._last
         self._next += 1
 
     def close(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for stream in (self._proc.stdout, self._proc.stderr):
-            if stream is not None:
-                stream.close()
-        self._proc = None
+        if self._process is not None:
+            self._process.kill()
+            self._process = None

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from workers.assembly.ffmpeg import demuxer_name
-from workers.probe import ProbeError, StreamInfo, probe_media
+from workers.assembly.sources import probe_video
+from workers.probe import StreamInfo
 
 Kind = Literal["cut", "xfade", "whip", "blend"]
 
@@ -215,22 +215,6 @@ def join_filter(
     return ";".join(parts)
 
 
-def _video(path: Path) -> tuple[StreamInfo, str | None]:
-    if not path.is_file():
-        raise ValueError(f"Clip {path.name} does not exist.")
-    try:
-        info = probe_media(path)
-    except ProbeError as exc:
-        raise ValueError(f"Clip {path.name} cannot be read: {exc}") from exc
-    streams = info.of_kind("video")
-    if not streams:
-        raise ValueError(f"Clip {path.name} has no video stream.")
-    fmt = demuxer_name(info.format_name)
-    if fmt is None:
-        raise ValueError(f"Clip {path.name} is not a plain media file.")
-    return streams[0], fmt
-
-
 def _seconds(stream: StreamInfo, fps: int) -> float:
     if stream.frames:
         return stream.frames / fps
@@ -256,8 +240,8 @@ def render_join(
     if fps < 1:
         raise ValueError("The frame rate must be positive.")
     _check_duration(t, duration, fps)
-    sa, _ = _video(clip_a)
-    sb, _ = _video(clip_b)
+    sa, _ = probe_video(clip_a)
+    sb, _ = probe_video(clip_b)
     len_a, len_b = _seconds(sa, fps), _seconds(sb, fps)
     if duration > min(len_a, len_b) + 0.5 / fps:
         raise ValueError(

