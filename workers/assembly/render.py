@@ -47,7 +47,6 @@ from workers.assembly.ffmpeg import (
     base_command,
     input_args,
     run_ffmpeg,
-    temp_output,
 )
 from workers.assembly.grading import grade_filter
 from workers.assembly.motion import View, move_views
@@ -228,6 +227,9 @@ class _Encoder:
         self, cmd: list[str], total: int, on_progress: ProgressCallback | None
     ):
         self.process = FFmpegProcess(cmd)
+        stdin = self.process.proc.stdin
+        assert stdin is not None
+        _set_pipe_size(stdin.fileno())  # 3 MB frames: fewer, larger writes
         self.total = total
         self.done = 0
         stdout = self.process.proc.stdout
@@ -480,12 +482,11 @@ def _encoder_command(
     target: Path,
     *,
     total: int,
-    soundtrack: Path | None,
     text: list[str],
-    manifest: str,
-    tags: list[str],
     files: dict[str, Path],
 ) -> list[str]:
+    """The encoder: raw frames on stdin, the picture (no sound, no tags)
+    into ``target``, in the delivery format (an FFV1 master for GIFs)."""
     out = timeline.output
     fmt = out.format
     args = [
@@ -494,11 +495,6 @@ def _encoder_command(
         *_raw_input(0, out.width, out.height, out.fps),
     ]  # fmt: skip
     index = 1
-    audio_index = None
-    if soundtrack is not None and fmt != "gif":
-        args += input_args(soundtrack, fmt="wav")
-        audio_index = index
-        index += 1
     wm_args = _watermark_input(timeline, files)
     args += wm_args
     chain = [
@@ -518,23 +514,44 @@ def _encoder_command(
         )
     else:
         graph += f";[{last}]format=yuv420p[v]"
-    args += ["-filter_complex", graph, "-map", "[v]"]
-    if audio_index is not None:
-        args += ["-map", f"{audio_index}:a:0"]
+    args += ["-filter_complex", graph, "-map", "[v]", "-an"]
     args += ["-frames:v", str(total), "-map_metadata", "-1", "-map_chapters", "-1"]
     if fmt == "gif":
         # An intermediate for the two palette passes (see _gif_from_master).
-        args += ["-c:v", "ffv1", "-an", "-f", "matroska", str(target)]
-        return args
+        return [*args, "-c:v", "ffv1", "-f", "matroska", str(target)]
     args += encode.video_args(fmt, out.quality, out.fps)
-    if audio_index is not None:
-        # No -shortest: the soundtrack is already exactly as long as the
-        # frames, and -shortest keeps up to 10 s of raw frames (about 1 GB at
-        # 1080p) in its sync queue.
-        args += encode.audio_args(fmt)
+    return [*args, "-f", fmt, str(target)]
+
+
+_DEMUXER = {"mp4": "mov", "webm": "matroska"}
+
+
+def _mux(
+    video: Path,
+    soundtrack: Path | None,
+    out: Path,
+    fmt: str,
+    *,
+    tags: list[str],
+    manifest: str,
+) -> None:
+    """The delivery file: the encoded picture copied as it is, the
+    soundtrack encoded beside it, the tags and manifest, the index in front.
+
+    The soundtrack is mixed while the picture renders, so the two meet here
+    rather than in the encoder. (Handing the encoder both with -shortest also
+    made it hold up to 10 s of raw frames, about 1 GB at 1080p, in its sync
+    queue.) The soundtrack is exactly as long as the frames.
+    """
+    args = input_args(video, fmt=_DEMUXER[fmt])
+    if soundtrack is not None:
+        args += input_args(soundtrack, fmt="wav")
+    args += ["-map", "0:v:0", "-c:v", "copy"]
+    if soundtrack is not None:
+        args += ["-map", "1:a:0", *encode.audio_args(fmt)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1"]
     args += [*tags, "-metadata", f"{MANIFEST_KEY}={manifest}"]
-    args += [*encode.container_args(fmt), str(target)]
-    return args
+    run_ffmpeg([*args, *encode.container_args(fmt)], output=out)
 
 
 def _gif_from_master(master: Path, out: Path, workdir: Path) -> None:
@@ -633,12 +650,20 @@ def render_timeline(
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out.parent))
     encoder: _Encoder | None = None
     sources: dict[int, FrameSource] = {}
-    target = temp_output(out)
-    master = work / "gif-master.mkv"
+    picture = work / ("gif-master.mkv" if o.format == "gif" else f"video.{o.format}")
+    mixed: dict[str, Any] = {}
+
+    def mix() -> None:
+        try:
+            mixed["result"] = _soundtrack(timeline, files, total / o.fps, work)
+        except BaseException as exc:  # re-raised in the render's thread
+            mixed["error"] = exc
+
+    mixer = threading.Thread(target=mix, name="soundtrack", daemon=True)
     try:
         grade = _grade(timeline, files, work)
         text = _text_filters(timeline, files, work)
-        soundtrack, mix = _soundtrack(timeline, files, total / o.fps, work)
+        mixer.start()
 
         def source(k: int) -> FrameSource:
             if k not in sources:
@@ -660,16 +685,7 @@ def render_timeline(
             return t
 
         encoder = _Encoder(
-            _encoder_command(
-                timeline,
-                master if o.format == "gif" else target,
-                total=total,
-                soundtrack=soundtrack,
-                text=text,
-                manifest=_manifest(timeline, manifest),
-                tags=_tags(tags),
-                files=files,
-            ),
+            _encoder_command(timeline, picture, total=total, text=text, files=files),
             total,
             on_progress,
         )
@@ -710,19 +726,30 @@ def render_timeline(
         if pending is not None:
             pending.join()
         encoder.finish()
+        mixer.join()
+        if "error" in mixed:
+            raise mixed["error"]
+        soundtrack, mix_report = mixed["result"]
         if o.format == "gif":
-            _gif_from_master(master, out, work)
+            _gif_from_master(picture, out, work)
         else:
-            os.replace(target, out)
+            _mux(
+                picture,
+                soundtrack,
+                out,
+                o.format,
+                tags=_tags(tags),
+                manifest=_manifest(timeline, manifest),
+            )
     except BaseException:
         if encoder is not None:
             encoder.process.kill()
-        target.unlink(missing_ok=True)
         raise
     finally:
         for src in sources.values():
             src.close()
-        target.unlink(missing_ok=True)
+        if mixer.is_alive():
+            mixer.join()  # its ffmpeg runs are short; let it finish its files
         shutil.rmtree(work, ignore_errors=True)
     if on_progress:
         on_progress(total, total)
@@ -742,7 +769,7 @@ def render_timeline(
         format=o.format,
         seconds=time.perf_counter() - started,
         joins=joins,
-        loudness_lufs=mix.integrated_lufs if mix else None,
-        true_peak_db=mix.true_peak_db if mix else None,
+        loudness_lufs=mix_report.integrated_lufs if mix_report else None,
+        true_peak_db=mix_report.true_peak_db if mix_report else None,
         thumbnail_time=thumb_time,
     )

@@ -221,4 +221,4 @@ def test_true_peak_by_blocks_equals_one_pass():
     whole = resample_poly(x.astype(np.float64), 4, 1, axis=0)
     expected = 20 * np.log10(max(np.abs(whole).max(), np.abs(x).max()))
     assert expected > 20 * np.log10(0.97) + 0.5  # the over is really there
-    assert true_peak_dbtp(x, block=4096) == pytest.approx(expected, abs=1e-9)
+    assert true_peak_dbtp(x, block=4096) == pytest.approx(expected, abs=1e-5)
