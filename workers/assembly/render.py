@@ -2,21 +2,25 @@
 
 How the work is split, and why::
 
-    sources (stills: one warp per frame; video: ffmpeg decoder) ──┐
-        solo frames ───────────────────────────────────────────────┤
-        transition windows: ffmpeg [a][b] join_filter → raw frames ─┤
-                                                                    ▼
-    encoder ffmpeg: raw frames on stdin + mixed soundtrack + watermark
-        → subtitles (libass) → watermark overlay → H.264/VP9 → file + manifest
+    sources (stills: resize + sub-pixel shift per frame; video: ffmpeg decoder)
+        solo frames ──────────────────────────────────────────────┐
+        transition windows: blends drawn here (most kinds), or    │
+          an ffmpeg [a][b] xfade per window (the rest) ───────────┤
+                                                                  ▼
+    encoder ffmpeg: raw frames on stdin → subtitles (libass) → watermark
+        overlay → H.264 / VP9 (or an FFV1 master for GIFs)
+    mixer thread, meanwhile: audio tracks → ducked, loudness-normalised WAV
+    mux: picture copied + soundtrack encoded + tags + manifest → the file
 
-Frames outside transitions go straight from their source to the encoder; only
-the frames inside a transition window pass through an xfade filtergraph (a
-short ffmpeg process per transition, fed through two pipes). This departs from
-one filtergraph with every clip as an input: that shape held about 20 MB per
-clip inside ffmpeg (1.2 GB for a 60-clip song), converted every frame to 4:4:4
-and back for xfade, and ffmpeg's sub-pixel ``perspective`` filter alone ran at
-half the encoder's speed at 1080p. Here memory is flat (a few frames per
-source, at most two sources open) and the encoder is the bottleneck.
+Frames outside transitions go straight from their source to the encoder; a
+transition window is mixed frame by frame as its two sources produce it. This
+departs from DESIGN.md's "one ffmpeg filtergraph" with every clip as an
+input: that shape held about 20 MB per clip inside ffmpeg (1.2 GB for a
+60-clip song), converted every frame to 4:4:4 and back for xfade, and
+ffmpeg's sub-pixel ``perspective`` filter alone ran at half the encoder's
+speed at 1080p. Here memory is flat (a few frames per source, at most two
+sources open, about 0.7 GB in all for a 3-minute 1080p render) and the
+encoder is the bottleneck.
 
 Timing is in frames: clip k covers frames [round(start·fps), round(end·fps));
 a transition is the frames two clips share; the output has
