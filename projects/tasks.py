@@ -429,7 +429,8 @@ def build_timeline(
 
 
 def _render_reporting(
-    render: Callable[[ProgressCallback], RenderReport], progress: ProgressManager
+    render: Callable[[ProgressCallback, threading.Event], RenderReport],
+    progress: ProgressManager,
 ) -> RenderReport:
     """Run ``render(on_progress)`` on a helper thread while this thread
     reports its frames to ``progress``, about every 1 %.
@@ -437,9 +438,12 @@ def _render_reporting(
     The engine calls ``on_progress`` from its encoder's reader thread. Job
     rows are written from here instead, the task's own thread, whose database
     connection Django and Celery manage (and whose transaction a test sees);
-    the reader thread only leaves the latest count.
+    the reader thread only leaves the latest count. If this thread is
+    interrupted (the task's soft time limit, a database error), the render is
+    told to stop and is waited for, so no ffmpeg outlives the task.
     """
     latest = (0, 0)
+    stop = threading.Event()
     outcome: dict[str, Any] = {}
 
     def record(done: int, total: int) -> None:
@@ -448,19 +452,24 @@ def _render_reporting(
 
     def run() -> None:
         try:
-            outcome["report"] = render(record)
+            outcome["report"] = render(record, stop)
         except BaseException as exc:  # re-raised below, in the task's thread
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, name="render-timeline", daemon=True)
     worker.start()
     sent = 0
-    while worker.is_alive():
-        worker.join(PROGRESS_POLL_S)
-        done, total = latest
-        if total and done < total and done - sent >= max(1, total // 100):
-            progress.update(done / total, f"frame {done} of {total}", force=True)
-            sent = done
+    try:
+        while worker.is_alive():
+            worker.join(PROGRESS_POLL_S)
+            done, total = latest
+            if total and done < total and done - sent >= max(1, total // 100):
+                progress.update(done / total, f"frame {done} of {total}", force=True)
+                sent = done
+    except BaseException:
+        stop.set()
+        worker.join()
+        raise
     if "error" in outcome:
         raise outcome["error"]
     report: RenderReport = outcome["report"]
@@ -519,13 +528,14 @@ def assemble_render(self, job_id: int) -> int | None:
         thumb = tmp / "thumbnail.jpg"
         try:
             report = _render_reporting(
-                lambda on_progress: render_timeline(
+                lambda on_progress, stop: render_timeline(
                     timeline,
                     video,
                     base_dir=tmp,
                     thumbnail=thumb,
                     on_progress=on_progress,
                     tags={"title": project.title},
+                    stop=stop,
                 ),
                 progress,
             )

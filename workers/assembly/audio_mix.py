@@ -34,6 +34,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from workers.assembly.ffmpeg import (
+    demuxer_name,
     input_args,
     run_ffmpeg,
 )
@@ -112,8 +113,15 @@ def _validate(tracks: Sequence[TrackLike], duration: float) -> None:
 def track_lengths(tracks: Sequence[TrackLike], duration: float) -> list[float]:
     """How long each track plays on the timeline (file length after its
     offset, cut at ``duration``); checks the files and the fades."""
+    return [length for length, _ in _tracks(tracks, duration)]
+
+
+def _tracks(tracks: Sequence[TrackLike], duration: float) -> list[tuple[float, str]]:
+    """Each track's length on the timeline and the demuxer to force on it
+    (a playlist or concat script posing as audio is refused, so a track can
+    never pull in other files)."""
     _validate(tracks, duration)
-    lengths = []
+    found = []
     for i, t in enumerate(tracks):
         path = Path(t.file)
         if not path.is_file():
@@ -133,8 +141,11 @@ def track_lengths(tracks: Sequence[TrackLike], duration: float) -> list[float]:
                 f"track {i}: offset {t.offset} s is past the end of {path.name}"
                 f" ({file_len:.3f} s)"
             )
-        lengths.append(max(0.0, min(file_len - t.offset, duration - t.start)))
-    return lengths
+        fmt = demuxer_name(info.format_name)
+        if fmt is None:
+            raise ValueError(f"track {i}: {path.name} is not a plain audio file")
+        found.append((max(0.0, min(file_len - t.offset, duration - t.start)), fmt))
+    return found
 
 
 def _check_fades(tracks: Sequence[TrackLike], lengths: Sequence[float]) -> None:
@@ -268,7 +279,8 @@ def mix_audio(
         raise ValueError(f"target_lufs must be between -70 and 0: {target_lufs}")
     if not (math.isfinite(true_peak_db) and -9 <= true_peak_db <= 0):
         raise ValueError(f"true_peak_db must be between -9 and 0: {true_peak_db}")
-    lengths = track_lengths(tracks, duration)
+    found = _tracks(tracks, duration)
+    lengths = [length for length, _ in found]
     graph = mix_filtergraph(
         tracks,
         duration=duration,
@@ -276,7 +288,11 @@ def mix_audio(
         sample_rate=sample_rate,
         out_label="premix",
     )
-    inputs = [arg for t in tracks for arg in input_args(t.file)]
+    inputs = [
+        arg
+        for t, (_, fmt) in zip(tracks, found, strict=True)
+        for arg in input_args(t.file, fmt=fmt)
+    ]
     out = Path(out)
     premix = out.with_name(f".{out.stem}.premix.wav")
     try:

@@ -218,6 +218,9 @@ class FFmpegProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        # The drain thread ends at EOF now that ffmpeg is gone; closing its
+        # pipe under it could hand the fd number to someone else's pipe.
+        self._drain.join(timeout=5)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 try:

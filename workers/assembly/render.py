@@ -89,6 +89,10 @@ _F_SETPIPE_SZ = 1031  # fcntl command (Linux)
 MAX_SUBTITLE_BYTES = 2 * 1024 * 1024
 
 
+class RenderStopped(RuntimeError):
+    """The caller asked the render to stop (``stop`` was set)."""
+
+
 @dataclass(frozen=True)
 class RenderReport:
     frames: int
@@ -148,8 +152,27 @@ def _resolve(timeline: Timeline, base_dir: Path) -> dict[str, Path]:
 
 
 def _slots(timeline: Timeline) -> list[_Slot]:
+    """Each clip's frames. Ends are rounded to frames and each transition
+    keeps its own length in frames (at least one), so a short transition is
+    never rounded away and windows never disagree with the clips."""
     fps = timeline.fps
-    return [_Slot(round(c.start * fps), round(c.end * fps)) for c in timeline.clips]
+    slots: list[_Slot] = []
+    for k, clip in enumerate(timeline.clips):
+        if k == 0:
+            first = 0
+        else:
+            prev = timeline.clips[k - 1]
+            shared = 0 if not prev.overlap else max(1, round(prev.overlap * fps))
+            first = slots[-1].last - shared
+        last = max(first + 1, round(clip.end * fps))
+        slots.append(_Slot(first, last))
+    for k, slot in enumerate(slots):
+        shared = _window(slots, k) + (_window(slots, k - 1) if k else 0)
+        if shared > slot.last - slot.first:
+            raise TimelineError(
+                [(f"clips[{k}].transition.duration", "leaves the clip no frames")]
+            )
+    return slots
 
 
 def _window(slots: Sequence[_Slot], k: int) -> int:
@@ -224,11 +247,39 @@ def _raw_input(fd: int | str, width: int, height: int, fps: int) -> list[str]:
     ]  # fmt: skip
 
 
+class _Prefetch:
+    """A source's ``prepare`` run on a thread; ``join`` re-raises its error
+    in the caller's thread (where it becomes the render's clear message)."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.error: BaseException | None = None
+        prepare = getattr(source, "prepare", None)
+
+        def run() -> None:
+            try:
+                if prepare is not None:
+                    prepare()
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class _Encoder:
     """The final ffmpeg: raw frames in on stdin, the delivery file out."""
 
     def __init__(
-        self, cmd: list[str], total: int, on_progress: ProgressCallback | None
+        self,
+        cmd: list[str],
+        total: int,
+        on_progress: ProgressCallback | None,
+        frame_scale: float = 1.0,  # input frames per frame it counts (GIF: fewer)
     ):
         self.process = FFmpegProcess(cmd)
         stdin = self.process.proc.stdin
@@ -239,13 +290,20 @@ class _Encoder:
         stdout = self.process.proc.stdout
         assert stdout is not None
 
+        self.callback_error: BaseException | None = None
+
         def follow() -> None:
+            # Keeps draining ffmpeg's progress even if the callback fails: a
+            # full pipe would stall the encoder and the whole render with it.
             for raw in stdout:
                 key, _, value = raw.decode("ascii", "replace").strip().partition("=")
                 if key == "frame" and value.isdigit():
-                    self.done = min(int(value), total)
-                    if on_progress:
-                        on_progress(self.done, total)
+                    self.done = min(round(int(value) * frame_scale), total)
+                    if on_progress and self.callback_error is None:
+                        try:
+                            on_progress(self.done, total)
+                        except BaseException as exc:
+                            self.callback_error = exc
 
         self._progress = threading.Thread(target=follow, daemon=True)
         self._progress.start()
@@ -268,6 +326,8 @@ class _Encoder:
         if self.process.proc.wait() != 0:
             raise self.process.failure("encoding")
         self._progress.join(timeout=5)
+        if self.callback_error is not None:
+            raise self.callback_error
 
 
 def _blend_window(
@@ -333,6 +393,10 @@ def _join(
     ]  # fmt: skip
     try:
         process = FFmpegProcess(cmd, pass_fds=[r for r, _ in fds])
+    except BaseException:
+        for _, w in fds:
+            os.close(w)
+        raise
     finally:
         for r, _ in fds:
             os.close(r)
@@ -623,12 +687,15 @@ def render_timeline(
     thumbnail: Path | None = None,
     manifest: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> RenderReport:
     """Render ``timeline`` to ``out``; its relative file names are under
     ``base_dir`` (default: the current directory).
 
     ``on_progress(done, total)`` is called with frames encoded so far.
-    ``tags`` are plain container tags (``title``, ``comment``...).
+    ``tags`` are plain container tags (``title``, ``comment``...). Setting
+    ``stop`` (from another thread) ends the render at the next frame with
+    RenderStopped, leaving nothing behind.
     ``manifest`` entries are added to the timeline's own manifest block and
     embedded as the container tag ``studio_manifest`` (JSON; not in GIFs,
     which have no tags). With ``thumbnail``, a JPEG of the best frame (by
@@ -650,6 +717,7 @@ def render_timeline(
     if total < 1:
         raise TimelineError([("output.duration", "is shorter than one frame")])
     slots = _slots(timeline)
+    total = min(total, slots[-1].last)  # output.duration may not add a frame
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out.parent))
     encoder: _Encoder | None = None
@@ -664,6 +732,7 @@ def render_timeline(
             mixed["error"] = exc
 
     mixer = threading.Thread(target=mix, name="soundtrack", daemon=True)
+    pending: _Prefetch | None = None
     try:
         grade = _grade(timeline, files, work)
         text = _text_filters(timeline, files, work)
@@ -676,24 +745,27 @@ def render_timeline(
                 sources[k] = _source(clip, frames, timeline, files, grade)
             return sources[k]
 
-        def prefetch(k: int) -> threading.Thread | None:
+        def prefetch(k: int) -> _Prefetch | None:
             # Decode the next still on the other core while this clip plays.
             if k >= len(slots) or slots[k].first >= total:
                 return None
-            src = source(k)
-            prepare = getattr(src, "prepare", None)
-            if prepare is None:
-                return None
-            t = threading.Thread(target=prepare, daemon=True)
-            t.start()
-            return t
+            return _Prefetch(source(k))
 
+        gif_rate = min(o.fps, encode.GIF_FPS)
         encoder = _Encoder(
             _encoder_command(timeline, picture, total=total, text=text, files=files),
             total,
             on_progress,
+            frame_scale=o.fps / gif_rate if o.format == "gif" else 1.0,
         )
-        emit = encoder.write
+
+        encoder_write = encoder.write
+
+        def emit(frame: np.ndarray) -> None:
+            if stop is not None and stop.is_set():
+                raise RenderStopped("the render was stopped")
+            encoder_write(frame)
+
         frame = np.empty(frame_bytes(size), dtype=np.uint8)
         pending = prefetch(0)
         for k, slot in enumerate(slots):
@@ -729,6 +801,7 @@ def render_timeline(
             del sources[k]
         if pending is not None:
             pending.join()
+            pending = None
         encoder.finish()
         mixer.join()
         if "error" in mixed:
@@ -750,8 +823,12 @@ def render_timeline(
             encoder.process.kill()
         raise
     finally:
+        if pending is not None:
+            pending.thread.join()  # before closing: it may be starting a decoder
         for src in sources.values():
             src.close()
+        if encoder is not None:
+            encoder.process.kill()  # closes its pipes; a no-op once it exited
         if mixer.is_alive():
             mixer.join()  # its ffmpeg runs are short; let it finish its files
         shutil.rmtree(work, ignore_errors=True)
@@ -760,9 +837,13 @@ def render_timeline(
     joins = _joins(timeline, slots)
     thumb_time = None
     if thumbnail is not None:
-        choice = choose_thumbnail(
-            out, Path(thumbnail), avoid=joins, face_boxes=haar_faces
-        )
+        try:
+            choice = choose_thumbnail(
+                out, Path(thumbnail), avoid=joins, face_boxes=haar_faces
+            )
+        except BaseException:
+            out.unlink(missing_ok=True)  # all or nothing
+            raise
         thumb_time = choice.time
     return RenderReport(
         frames=total,

@@ -217,6 +217,12 @@ class VideoSource:
 
     def _command(self) -> list[str]:
         stream, fmt = probe_video(self.video)
+        length = stream.duration
+        if length is not None and self.start >= length:
+            raise ValueError(
+                f"{self.video.name}: its in point {self.start:g} s is past its end "
+                f"({length:.3f} s)"
+            )
         source_fps = stream.fps or float(self.fps)
         self._step = self.speed * source_fps / self.fps
         needed = math.floor((self.frames - 1) * self._step + 1e-6) + 1
@@ -254,8 +260,11 @@ class VideoSource:
             if read_frame(stdout, self._last):
                 self._decoded += 1
             else:
-                # A clip shorter than its slot holds its last frame.
+                # A clip shorter than its slot holds its last frame; one that
+                # stopped because it could not be decoded is an error.
                 self._ended = True
+                if self._process.proc.wait() != 0:
+                    raise self._process.failure(f"decoding {self.video.name}")
         if self._decoded == 0:
             raise self._process.failure(f"decoding {self.video.name}")
         out[:] = self._last

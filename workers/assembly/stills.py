@@ -28,6 +28,7 @@ ORIENT_FILTERS = {
 # without a telling extension, so the image2 demuxer cannot guess the codec.
 DECODERS = {
     "JPEG": "mjpeg",
+    "MPO": "mjpeg",  # multi-picture JPEG from many cameras: its first picture
     "PNG": "png",
     "WEBP": "webp",
     "BMP": "bmp",

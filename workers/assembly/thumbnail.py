@@ -250,6 +250,7 @@ def choose_thumbnail(
 
         times = [length * (i + 0.5) / candidates for i in range(candidates)]
         best: tuple[_Scores, float, av.VideoFrame] | None = None
+        fallback: tuple[_Scores, float, av.VideoFrame] | None = None
         seen: set[float] = set()
         for target in times:
             if not usable_time(target):
@@ -266,11 +267,28 @@ def choose_thumbnail(
             small = frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
             scores = score_frame(small, face_boxes)
             if scores.exposure < MIN_EXPOSURE:
+                if fallback is None or scores.score > fallback[0].score:
+                    fallback = (scores, t, frame)
                 continue
             if best is None or scores.score > best[0].score:
                 best = (scores, t, frame)
+        if best is None and fallback is None:
+            # Every sample fell near an edge or a cut (a very short video):
+            # the middle frame, whatever it shows.
+            frame = _frame_at(container, stream, start + length / 2, frame_time)
+            if frame is not None and frame.time is not None:
+                aw = min(ANALYSIS_WIDTH, frame.width)
+                ah = _even(aw * frame.height / frame.width)
+                small = frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
+                fallback = (
+                    score_frame(small, face_boxes),
+                    float(frame.time) - start,
+                    frame,
+                )
+        # A video that is dark or flat throughout still gets its best frame.
+        best = best or fallback
         if best is None:
-            raise ValueError(f"Video {video.name} has no usable thumbnail frame.")
+            raise ValueError(f"Video {video.name} has no frame to make a thumbnail of.")
         scores, t, frame = best
         sar = stream.sample_aspect_ratio
         display_w = frame.width * (float(sar) if sar else 1.0)

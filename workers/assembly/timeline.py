@@ -911,6 +911,20 @@ def _clips(c: _Checker, value: Any, fps: int | None) -> tuple[Clip, ...]:
                         f"must last at least one frame ({1 / fps:.3f} s at {fps} fps) "
                         f"(got {t.duration:g})",
                     )
+        # The transitions into and out of a clip must both fit inside it.
+        prev_clip = parsed[i - 1] if i > 0 else None
+        if (
+            t is not None
+            and prev_clip is not None
+            and i - 1 not in unsure
+            and prev_clip.overlap + t.duration > clip.duration + EPSILON
+        ):
+            c.err(
+                f"{p}.transition.duration",
+                f"with the {prev_clip.overlap:g} s transition into this clip it "
+                f"must be <= {clip.duration - prev_clip.overlap:g} (the clip lasts "
+                f"{clip.duration:g} s; got {t.duration:g})",
+            )
         if len(c.errors) > errors_before:
             unsure.add(i)
         # Contiguity: each clip starts where the previous ends minus the overlap.

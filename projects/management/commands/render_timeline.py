@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 on_progress=progress,
                 thumbnail=options["thumbnail"],
             )
-        except (TimelineError, ValueError, FFmpegError) as exc:
+        except (TimelineError, ValueError, FFmpegError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             if bar is not None:

@@ -22,7 +22,7 @@ from PIL import Image
 from tests.media_checks import detect_cuts
 from workers.assembly import render as render_module
 from workers.assembly.audio_mix import true_peak_dbtp
-from workers.assembly.ffmpeg import FFmpegError, ffmpeg_exe
+from workers.assembly.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
 from workers.assembly.grading import identity_lut, write_cube
 from workers.assembly.render import MANIFEST_KEY, render_timeline
 from workers.assembly.timeline import Timeline, TimelineError, load_timeline
@@ -826,3 +826,51 @@ def test_slow_pan_moves_by_even_subpixel_steps(tmp_path):
     # 0.25 px; whole-pixel stepping (0 or 1 px a frame) is off by ~0.5 px.
     assert np.abs(steps - expected).max() < 0.25
     assert np.ptp(cy) < 0.1
+
+
+def test_a_stopped_render_ends_at_its_next_frame_and_leaves_nothing(
+    tmp_path, media, monkeypatch
+):
+    import threading
+
+    from workers.assembly.render import RenderStopped
+
+    stop = threading.Event()
+    written = {"n": 0}
+    real_write = render_module._Encoder.write
+
+    def write(self, frame):
+        written["n"] += 1
+        if written["n"] == 10:
+            stop.set()  # as another thread would, mid-render
+        real_write(self, frame)
+
+    monkeypatch.setattr(render_module._Encoder, "write", write)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    timeline = _timeline([_still(media["dark"], 0, 4.0, move="zoom_in")])
+    with pytest.raises(RenderStopped):
+        render_timeline(timeline, outdir / "out.mp4", stop=stop)
+    assert written["n"] == 10  # not one frame more
+    assert _ls(outdir) == []
+
+
+def test_a_dark_video_still_renders_with_a_thumbnail(tmp_path, media):
+    timeline = _timeline([_still(media["dark"], 0, 1.0)])
+    out, thumb = tmp_path / "dark.mp4", tmp_path / "dark.jpg"
+    report = render_timeline(timeline, out, thumbnail=thumb)
+    assert out.exists() and thumb.stat().st_size > 0
+    assert report.thumbnail_time is not None
+
+
+def test_a_video_in_point_past_its_end_is_a_clear_error(tmp_path, media):
+    short = tmp_path / "short.mp4"
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", f"color=c=gray:s={W}x{H}:r={FPS}:d=1",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p"],
+        output=short,
+    )  # fmt: skip
+    timeline = _timeline([_video(short, 0, 1.0, **{"in": 5.0})])
+    with pytest.raises(ValueError, match="past its end"):
+        render_timeline(timeline, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()

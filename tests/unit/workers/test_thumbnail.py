@@ -138,11 +138,31 @@ def test_unreadable_video(tmp_path: Path) -> None:
         choose_thumbnail(bogus, tmp_path / "t.jpg")
 
 
-def test_no_usable_candidate(mixed_video: Path, tmp_path: Path) -> None:
-    avoid = [0.1 * i for i in range(61)]
-    with pytest.raises(ValueError, match="no usable"):
-        choose_thumbnail(mixed_video, tmp_path / "t.jpg", avoid=avoid)
-    assert not (tmp_path / "t.jpg").exists()
+def test_with_every_sample_excluded_the_middle_frame_is_used(
+    mixed_video: Path, tmp_path: Path
+) -> None:
+    avoid = [0.1 * i for i in range(61)]  # a cut every 0.1 s: nothing usable
+    choice = choose_thumbnail(mixed_video, tmp_path / "t.jpg", avoid=avoid)
+    with av.open(str(mixed_video)) as container:
+        stream = container.streams.video[0]
+        assert stream.duration is not None and stream.time_base is not None
+        length = float(stream.duration * stream.time_base)
+    assert choice.time == pytest.approx(length / 2, abs=0.1)
+    assert (tmp_path / "t.jpg").stat().st_size > 0
+
+
+def test_a_black_video_still_gets_its_best_frame(tmp_path: Path) -> None:
+    from workers.assembly.ffmpeg import run_ffmpeg
+
+    black = tmp_path / "black.mp4"
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", "color=c=black:s=160x90:r=10:d=2",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p"],
+        output=black,
+    )  # fmt: skip
+    choice = choose_thumbnail(black, tmp_path / "t.jpg")
+    assert choice.exposure < 0.05  # nothing better exists; it is still made
+    assert (tmp_path / "t.jpg").stat().st_size > 0
 
 
 def test_odd_width_gives_even_height(mixed_video: Path, tmp_path: Path) -> None:

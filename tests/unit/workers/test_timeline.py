@@ -785,3 +785,22 @@ def test_json_schema_accepts_new_blocks() -> None:
     validator.validate(EXTRAS)
     validator.validate(load_timeline(EXTRAS).to_dict())
     validator.validate(extras(watermark={"file": "a.JPEG", "width": 1}))
+
+
+def test_a_clips_two_transitions_must_fit_inside_it() -> None:
+    def still(start: float, duration: float, fade: float | None = None) -> dict:
+        clip: dict = {
+            "source": {"kind": "still", "file": "a.png"},
+            "start": start,
+            "duration": duration,
+        }
+        if fade:
+            clip["transition"] = {"type": "crossfade", "duration": fade}
+        return clip
+
+    d = doc(clips=[still(0, 2, 0.8), still(1.2, 1.0, 0.8), still(1.4, 2)])
+    d.pop("text")
+    d["output"].pop("duration", None)
+    errors = dict(errors_of(d))
+    assert "clips[1].transition.duration" in errors
+    assert "must be <= 0.2" in errors["clips[1].transition.duration"]
