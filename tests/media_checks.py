@@ -1,5 +1,5 @@
-"""Measuring rendered videos the way a viewer would: decode the frames and find
-where the picture changes abruptly."""
+"""Measuring rendered videos the way a viewer would (decode the frames and find
+where the picture changes abruptly), and writing the test signals they play."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from workers.audio.synth import write_pcm
 
 
 def frame_differences(video: Path, size: tuple[int, int] = (64, 36)) -> np.ndarray:
@@ -36,3 +38,12 @@ def detect_cuts(video: Path, threshold: float = 25.0) -> list[int]:
 
 def nearest_distance(value: float, candidates: list[float]) -> float:
     return min(abs(value - c) for c in candidates)
+
+
+def write_stereo_wav(path: Path, x: np.ndarray, rate: int) -> Path:
+    """A test signal as a 16-bit stereo WAV: clipped to [-1, 1], a mono
+    signal on both channels."""
+    data = np.clip(x, -1, 1)
+    if data.ndim == 1:
+        data = np.stack([data, data], axis=1)
+    return write_pcm(path, data, rate)

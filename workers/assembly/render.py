@@ -221,7 +221,9 @@ def _source(
         move = clip.move
     views = move_views(move, image, size, focus)
     named = clip.move if isinstance(clip.move, str) else None
-    return StillSource.for_move(path, size, frames, views, move=named, grade=grade)
+    return StillSource.for_move(
+        path, size, frames, views, move=named, grade=grade, info=info
+    )
 
 
 # --------------------------------------------------------------------------
@@ -285,8 +287,6 @@ class _Encoder:
         stdin = self.process.proc.stdin
         assert stdin is not None
         _set_pipe_size(stdin.fileno())  # 3 MB frames: fewer, larger writes
-        self.total = total
-        self.done = 0
         stdout = self.process.proc.stdout
         assert stdout is not None
 
@@ -298,10 +298,10 @@ class _Encoder:
             for raw in stdout:
                 key, _, value = raw.decode("ascii", "replace").strip().partition("=")
                 if key == "frame" and value.isdigit():
-                    self.done = min(round(int(value) * frame_scale), total)
+                    done = min(round(int(value) * frame_scale), total)
                     if on_progress and self.callback_error is None:
                         try:
-                            on_progress(self.done, total)
+                            on_progress(done, total)
                         except BaseException as exc:
                             self.callback_error = exc
 

@@ -36,7 +36,7 @@ from workers.assembly.ffmpeg import (
     stderr_tail,
 )
 from workers.assembly.motion import Planes, Size, View, eased, prepared_size, view_at
-from workers.assembly.stills import inspect_image
+from workers.assembly.stills import StillInfo, inspect_image
 from workers.probe import ProbeError, StreamInfo, probe_media
 
 # Conversions to the output's colour space, so every source agrees with the
@@ -123,6 +123,7 @@ class StillSource:
     end: View
     move: str | None = None  # the named move, for its easing
     grade: str | None = None  # an ffmpeg filter fragment (lut3d=...), or None
+    info: StillInfo | None = None  # the image's header, when already read
     _planes: Planes | None = None
     _next: int = 0
 
@@ -136,15 +137,16 @@ class StillSource:
         *,
         move: str | None = None,
         grade: str | None = None,
+        info: StillInfo | None = None,
     ) -> StillSource:
-        return cls(Path(image), size, frames, views[0], views[1], move, grade)
+        return cls(Path(image), size, frames, views[0], views[1], move, grade, info)
 
     def prepare(self) -> None:
         """Decode, orient, scale and grade the image (once; thread-safe to
         call ahead of the first ``read_into``)."""
         if self._planes is not None:
             return
-        src = inspect_image(self.image)
+        src = self.info or inspect_image(self.image)
         max_zoom = max(self.start.zoom, self.end.zoom)
         w, h = prepared_size((src.width, src.height), self.size, max_zoom)
         chain = [*src.orient, f"scale={w}:{h}:flags=area", "setsar=1"]

@@ -262,10 +262,7 @@ def choose_thumbnail(
             if t in seen or not usable_time(t):
                 continue
             seen.add(t)
-            aw = min(ANALYSIS_WIDTH, frame.width)
-            ah = _even(aw * frame.height / frame.width)
-            small = frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
-            scores = score_frame(small, face_boxes)
+            scores = score_frame(_analysis_rgb(frame), face_boxes)
             if scores.exposure < MIN_EXPOSURE:
                 if fallback is None or scores.score > fallback[0].score:
                     fallback = (scores, t, frame)
@@ -277,14 +274,8 @@ def choose_thumbnail(
             # the middle frame, whatever it shows.
             frame = _frame_at(container, stream, start + length / 2, frame_time)
             if frame is not None and frame.time is not None:
-                aw = min(ANALYSIS_WIDTH, frame.width)
-                ah = _even(aw * frame.height / frame.width)
-                small = frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
-                fallback = (
-                    score_frame(small, face_boxes),
-                    float(frame.time) - start,
-                    frame,
-                )
+                scores = score_frame(_analysis_rgb(frame), face_boxes)
+                fallback = (scores, float(frame.time) - start, frame)
         # A video that is dark or flat throughout still gets its best frame.
         best = best or fallback
         if best is None:
@@ -303,6 +294,13 @@ def choose_thumbnail(
         colourfulness=scores.colourfulness,
         face=scores.face,
     )
+
+
+def _analysis_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The small RGB copy a frame is scored on."""
+    aw = min(ANALYSIS_WIDTH, frame.width)
+    ah = _even(aw * frame.height / frame.width)
+    return frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
 
 
 def _frame_at(

@@ -470,12 +470,18 @@ def synthesize_song(spec: SongSpec | None = None) -> SynthesizedSong:
 
 def write_wav(path: str | Path, song: SynthesizedSong) -> Path:
     """Write ``song`` as 16-bit PCM WAV (stereo) and return the path."""
+    return write_pcm(path, song.samples, song.sample_rate)
+
+
+def write_pcm(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
+    """Write float ``samples`` in [-1, 1] (n, or n x channels) as 16-bit PCM
+    WAV and return the path."""
     path = Path(path)
-    pcm = np.clip(np.round(song.samples * 32767), -32768, 32767).astype("<i2")
+    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(pcm.shape[1] if pcm.ndim == 2 else 1)
         w.setsampwidth(2)
-        w.setframerate(song.sample_rate)
+        w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
     return path
 

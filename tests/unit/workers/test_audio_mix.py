@@ -3,13 +3,13 @@ ducking under the voice, fades, gains and input checks."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
+from tests.media_checks import write_stereo_wav
 from workers.assembly.audio_mix import (
     MixReport,
     mix_audio,
@@ -23,19 +23,6 @@ RATE = 48000
 DURATION = 6.0
 TONE_HZ = 110.0  # a music tone the voice (300-3000 Hz) has none of
 PHRASES = ((1.0, 2.5), (3.5, 5.0))  # when the voice speaks (seconds)
-
-
-def _write(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    data = np.clip(x, -1, 1)
-    if data.ndim == 1:
-        data = np.stack([data, data], axis=1)
-    pcm = (data * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
 
 
 def _music(seconds: float, freqs: tuple[float, ...] = (TONE_HZ, 440.0, 660.0)):
@@ -66,10 +53,10 @@ def _voice(seconds: float) -> np.ndarray:
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("mix")
     return {
-        "music": _write(d / "music.wav", _music(8.0)),
-        "voice": _write(d / "voice.wav", _voice(DURATION)),
-        "low": _write(d / "low.wav", _music(8.0, (200.0,))),
-        "high": _write(d / "high.wav", _music(8.0, (1000.0,))),
+        "music": write_stereo_wav(d / "music.wav", _music(8.0), RATE),
+        "voice": write_stereo_wav(d / "voice.wav", _voice(DURATION), RATE),
+        "low": write_stereo_wav(d / "low.wav", _music(8.0, (200.0,)), RATE),
+        "high": write_stereo_wav(d / "high.wav", _music(8.0, (1000.0,)), RATE),
         "dir": d,
     }
 
@@ -202,7 +189,7 @@ def test_transients_are_limited(tmp_path: Path) -> None:
     t = np.arange(int(4.0 * RATE)) / RATE
     x = 0.03 * np.sin(2 * np.pi * 220 * t)
     x[:: RATE // 4] = 0.95
-    src = _write(tmp_path / "clicks.wav", x)
+    src = write_stereo_wav(tmp_path / "clicks.wav", x, RATE)
     report = mix_audio([AudioTrack(file=str(src))], tmp_path / "o.wav", duration=4.0)
     assert report.true_peak_db <= -1.0, report
     assert abs(report.integrated_lufs + 14.0) <= 1.0, report

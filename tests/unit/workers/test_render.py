@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import wave
 from pathlib import Path
 
 import av
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.media_checks import detect_cuts
+from tests.media_checks import detect_cuts, write_stereo_wav
 from workers.assembly import render as render_module
 from workers.assembly.audio_mix import true_peak_dbtp
 from workers.assembly.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
@@ -63,24 +62,21 @@ def _textured(path: Path, level: int, seed: int, size=(640, 360)) -> Path:
     return _png(path, np.clip(big - 128 + level, 0, 255))
 
 
-def _write_wav(path: Path, x: np.ndarray, rate: int = RATE) -> Path:
-    data = np.clip(x, -1, 1)
-    if data.ndim == 1:
-        data = np.stack([data, data], axis=1)
-    pcm = (data * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
-def _write_video(path: Path, lumas: list[int], size=(W, H), fps: int = FPS) -> Path:
-    """A lossless (FFV1/Matroska) grey video: frame i is flat luma lumas[i]."""
+def _write_video(
+    path: Path,
+    lumas: list[int],
+    size=(W, H),
+    fps: int = FPS,
+    *,
+    container_format: str = "matroska",
+    codec: str = "ffv1",
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A lossless grey video (FFV1/Matroska unless told otherwise): frame i
+    is flat luma lumas[i]."""
     w, h = size
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=fps)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for y in lumas:
             planes = np.full((h * 3 // 2, w), 128, dtype=np.uint8)
@@ -229,7 +225,7 @@ def test_flash_frames_and_clicks_stay_in_sync(tmp_path, media):
     for c in CLICKS:
         lumas[round(c * FPS)] = 235
     flashes = _write_video(tmp_path / "flashes.mkv", lumas)
-    clicks = _write_wav(tmp_path / "clicks.wav", _click_track(3.5))
+    clicks = write_stereo_wav(tmp_path / "clicks.wav", _click_track(3.5), RATE)
     clips = [
         _video(flashes, 0, 1.2),
         _video(flashes, 1.2, 1.8, **{"in": 1.2}),
@@ -344,7 +340,7 @@ def _voice_bursts(seconds: float) -> np.ndarray:
 def test_soundtrack_meets_loudness_and_true_peak_targets(
     tmp_path, song_wav, media, target
 ):
-    voice = _write_wav(tmp_path / "voice.wav", _voice_bursts(4.0))
+    voice = write_stereo_wav(tmp_path / "voice.wav", _voice_bursts(4.0), RATE)
     timeline = _timeline(
         [_still(media["mid"], 0, 4.0)],
         {"quality": "draft", "loudness": target, "true_peak": -1.5},
@@ -667,20 +663,13 @@ def _index_of(y: np.ndarray) -> np.ndarray:
 
 def _index_video(path: Path, count: int) -> Path:
     """Lossless H.264 in MP4: frame i is flat luma 16 + 3 i."""
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream(
-            "libx264", rate=FPS, options={"crf": "0", "preset": "ultrafast", "bf": "0"}
-        )
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        for i in range(count):
-            planes = np.full((H * 3 // 2, W), 128, dtype=np.uint8)
-            planes[:H] = 16 + 3 * i
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return _write_video(
+        path,
+        [16 + 3 * i for i in range(count)],
+        container_format="mp4",
+        codec="libx264",
+        options={"crf": "0", "preset": "ultrafast", "bf": "0"},
+    )
 
 
 def test_video_in_point_speed_and_held_last_frame(tmp_path):
