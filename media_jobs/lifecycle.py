@@ -13,21 +13,41 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import Job
-from .progress import change_and_publish
+from . import records
+from .models import Job, RunStatus
+from .progress import change_and_publish, publish
+from .signals import job_state_changed
 
 logger = logging.getLogger(__name__)
 
 
-def claim(job_id: int, task_id: str = "") -> bool:
-    """Move a queued job to running; False if someone else already did."""
+def _announce(job_id: int, status: str) -> None:
+    transaction.on_commit(
+        lambda: job_state_changed.send(sender=Job, job_id=job_id, status=status)
+    )
+
+
+def _changed(job_id: int, from_statuses: Any, changes: dict[str, Any]) -> bool:
+    changed = change_and_publish(job_id, from_statuses, changes)
+    if changed:
+        _announce(job_id, changes["status"])
+    return changed
+
+
+def _publish_current(job_id: int) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None:
+        publish(job)
+
+
+def claim(job_id: int) -> bool:
+    """Move a queued job to running; False if someone else already did (or
+    the job is not queued: cancelled before its first task started)."""
     changes: dict[str, object] = {
         "status": Job.Status.RUNNING,
         "started_at": timezone.now(),
     }
-    if task_id:
-        changes["task_id"] = task_id
-    return change_and_publish(job_id, [Job.Status.QUEUED], changes)
+    return _changed(job_id, [Job.Status.QUEUED], changes)
 
 
 def succeed(job_id: int, message: str = "finished") -> bool:
@@ -38,7 +58,7 @@ def succeed(job_id: int, message: str = "finished") -> bool:
         "message": message[:500],
         "finished_at": timezone.now(),
     }
-    return change_and_publish(job_id, [Job.Status.RUNNING], changes)
+    return _changed(job_id, [Job.Status.RUNNING], changes)
 
 
 def fail(job_id: int, error: str) -> bool:
@@ -50,10 +70,52 @@ def fail(job_id: int, error: str) -> bool:
         "error": error[:4000],
         "finished_at": timezone.now(),
     }
-    failed = change_and_publish(job_id, Job.ACTIVE_STATUSES, changes)
+    failed = _changed(job_id, Job.ACTIVE_STATUSES, changes)
     if failed:
+        records.end_job_stages(job_id, RunStatus.FAILED)
+        _publish_current(job_id)  # the stages' new states
         logger.info("job %s failed: %s", job_id, error)
     return failed
+
+
+def cancel(job_id: int, reason: str = "cancelled by its owner") -> bool:
+    """Mark a queued or running job cancelled; True only the first time. Its
+    tasks see it at their next progress report and stop."""
+    changes = {
+        "status": Job.Status.CANCELLED,
+        "stage": "cancelled",
+        "message": reason[:500],
+        "finished_at": timezone.now(),
+    }
+    cancelled = _changed(job_id, Job.ACTIVE_STATUSES, changes)
+    if cancelled:
+        records.end_job_stages(job_id, RunStatus.CANCELLED)
+        _publish_current(job_id)  # the stages' new states
+    return cancelled
+
+
+def requeue(job_id: int) -> bool:
+    """A failed or cancelled job queued again (retry): the work it finished
+    stays, the scheduler sends what is left."""
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+            .first()
+        )
+        if job is None:
+            return False
+        changes = {
+            "status": Job.Status.QUEUED,
+            "stage": "queued",
+            "message": "queued again",
+            "error": "",
+            "finished_at": None,
+            "dispatched_at": None,
+            "attempts": job.attempts + 1,
+        }
+        records.reopen_stages(job_id)
+        return _changed(job_id, [job.status], changes)
 
 
 def stage_finished(job: Job, stage: str) -> bool:
@@ -78,6 +140,7 @@ def finish_stage(
         )
         if job is None or stage_finished(job, stage):
             return False
+        records.finish_stage(job_id, stage, seconds, message=message)
         timings = {**job.params.get("timings", {}), stage: round(seconds, 3)}
         finished = [*job.params.get("stages_finished", []), stage]
         changes: dict[str, Any] = {
@@ -93,19 +156,21 @@ def finish_stage(
         return change_and_publish(job_id, [Job.Status.RUNNING], changes)
 
 
-def _stale_after() -> timedelta:
+def stale_after() -> timedelta:
     # No stage of a live job goes longer than one task's hard limit without
     # writing progress to its row.
-    return timedelta(seconds=settings.TASK_TIME_LIMIT + 60)
+    return timedelta(seconds=settings.STUDIO_STALE_JOB_S)
 
 
 def live_jobs(jobs: QuerySet[Job]) -> list[Job]:
     """The queued and running jobs among ``jobs``, oldest first, after failing
     those that stopped reporting (their worker or web process died), so a
-    dead job cannot block its project for ever."""
+    dead job cannot block its project for ever. A job still waiting for a
+    slot is not stale: nothing of it runs yet."""
     live = []
     for job in jobs.filter(status__in=Job.ACTIVE_STATUSES).order_by("created_at"):
-        if timezone.now() - job.updated_at > _stale_after():
+        waiting = job.status == Job.Status.QUEUED and job.dispatched_at is None
+        if not waiting and timezone.now() - job.updated_at > stale_after():
             fail(job.pk, "the job stopped reporting progress and was given up")
         else:
             live.append(job)

@@ -6,43 +6,96 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from celery import Task, chain, chord, signature
 from celery.canvas import Signature
 from celery.utils import uuid
 from django.conf import settings
-from django.db import transaction
 
+from . import records
 from .lifecycle import describe_error, fail
 from .models import Job
 
 logger = logging.getLogger(__name__)
 
 
-def pipeline(job_id: int, stages: Sequence[str], on_error: str) -> Signature:
+def pipeline(
+    job_id: int, stages: Sequence[str], on_error: str, *, priority: int | None = None
+) -> Signature:
     """Stage tasks run one after another, each taking only the job id; any
     failure calls ``on_error(request, exc, traceback, job_id)`` once."""
-    steps = [signature(name, args=(job_id,), immutable=True) for name in stages]
+    steps = [
+        signature(name, args=(job_id,), immutable=True, priority=priority)
+        for name in stages
+    ]
     canvas = chain(*steps) if len(steps) > 1 else steps[0]
     canvas.link_error(signature(on_error, args=(job_id,), immutable=False))
     return canvas
 
 
-def fan_out(
-    task: Task, item_task: str, item_ids: Sequence[int], callback: str, job_id: int
-):
-    """Replace the running stage task by a chord: one ``item_task`` per id in
-    parallel, then ``callback(job_id)``. The replaced task's error callback
-    moves onto the chord, so a failing item still fails the job once."""
-    header = [
-        signature(item_task, args=(item_id,), immutable=True).set(task_id=uuid())
-        for item_id in item_ids
-    ]
+@dataclass(frozen=True)
+class Item:
+    """One task of a fan-out: its id argument, where it goes, and how its
+    ``TaskRun`` record is keyed."""
+
+    item_id: int
+    queue: str | None = None
+    key: str = ""
+    scene_index: int | None = None
+    model_key: str = ""
+
+
+def scatter(
+    item_task: str,
+    items: Sequence[Item],
+    callback: str,
+    job_id: int,
+    *,
+    priority: int | None = None,
+    stage: str = "",
+) -> Signature:
+    """A chord: one ``item_task(item_id)`` per item in parallel, each on its
+    own queue, then ``callback(job_id)``. The ids of the item tasks are
+    stored on the job, so a cancel can revoke them, and each gets a queued
+    ``TaskRun`` record."""
+    header = []
+    for item in items:
+        options: dict[str, object] = {"task_id": uuid()}
+        if item.queue:
+            options["queue"] = item.queue
+        if priority is not None:
+            options["priority"] = priority
+        header.append(
+            signature(item_task, args=(item.item_id,), immutable=True).set(**options)
+        )
     Job.objects.filter(pk=job_id).update(
         task_ids=[item.options["task_id"] for item in header]
     )
-    body = signature(callback, args=(job_id,), immutable=True)
-    return task.replace(chord(header, body))
+    records.tasks_queued(
+        job_id,
+        [
+            {
+                "key": item.key or f"{item_task}-{item.item_id}",
+                "stage": stage,
+                "scene_index": item.scene_index,
+                "task_name": item_task,
+                "task_id": sig.options["task_id"],
+                "queue": item.queue or "",
+                "model_key": item.model_key,
+            }
+            for item, sig in zip(items, header, strict=True)
+        ],
+    )
+    body = signature(callback, args=(job_id,), immutable=True, priority=priority)
+    return chord(header, body)
+
+
+def fan_out(task: Task, canvas: Signature):
+    """Replace the running stage task by ``canvas`` (a ``scatter`` chord). The
+    replaced task's error callback moves onto it, so a failing item still
+    fails the job once."""
+    return task.replace(canvas)
 
 
 def _send(job_id: int, canvas: Signature) -> None:
@@ -62,23 +115,20 @@ def _run_in_thread(job_id: int, canvas: Signature, on_error: str) -> None:
     threading.Thread(target=target, name=f"job-{job_id}", daemon=True).start()
 
 
-def dispatch(job: Job, canvas: Signature, on_error: str) -> None:
-    """Send the canvas once the job row is committed (a worker must find it).
+def send_canvas(job_id: int, canvas: Signature, on_error: str) -> None:
+    """Send a job's canvas to the farm (call after the job row is committed:
+    a worker must find it).
 
     Without a broker (the embedded default) the canvas runs in-process: in a
     thread for web requests, so the page returns at once and follows progress.
     """
-
-    def send() -> None:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            if settings.STUDIO_RUN_TASKS_IN_THREAD:
-                _run_in_thread(job.pk, canvas, on_error)
-            else:
-                run_inline(job.pk, canvas, on_error)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        if settings.STUDIO_RUN_TASKS_IN_THREAD:
+            _run_in_thread(job_id, canvas, on_error)
         else:
-            _send(job.pk, canvas)
-
-    transaction.on_commit(send)
+            run_inline(job_id, canvas, on_error)
+    else:
+        _send(job_id, canvas)
 
 
 def run_inline(job_id: int, canvas: Signature, on_error: str) -> bool:

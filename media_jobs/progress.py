@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from .models import Job, group_name
+from . import records
+from .models import Job, RunStatus, group_name
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,23 @@ STAGE_SPANS: dict[str, tuple[float, float]] = {
     "assemble": (0.85, 0.99),
 }
 
+
+class JobStopped(Exception):
+    """The job was cancelled or failed while this task worked on it; the task
+    stops without a failure of its own."""
+
+
 MIN_INTERVAL_S = 0.25  # no more than four updates a second per stage
+
+
+class StagePayload(TypedDict):
+    """One stage of a job (a ``JobStage`` row) as the page shows it."""
+
+    name: str
+    status: str
+    progress: float  # the stage's own fraction, 0..1
+    cached: bool
+    seconds: float | None
 
 
 class ProgressPayload(TypedDict):
@@ -46,6 +63,25 @@ class ProgressPayload(TypedDict):
     stage: str
     progress: float
     message: str
+    error: str
+    # The job's stages in order; absent for a job without stage rows.
+    stages: NotRequired[list[StagePayload]]
+
+
+class ScenePayload(TypedDict):
+    """One scene of a render changed state (its thumbnail is ready, it came
+    from the cache, it failed); the job page updates that scene's card."""
+
+    type: Literal["job.scene"]
+    job: int
+    scene: int  # the Scene row's id (its preview is served by id)
+    index: int
+    status: str
+    cached: bool
+    has_thumbnail: bool
+    seconds: float | None
+    worker: str
+    queue: str
     error: str
 
 
@@ -66,8 +102,22 @@ def remove_listener(listener: Listener) -> None:
             _listeners.remove(listener)
 
 
+def _stage_fraction(job: Job, row: dict[str, Any]) -> float:
+    """The stage's fraction; for the stage under way, read off the job's own
+    progress, because its row is written just after each update is sent."""
+    fraction = float(row["progress"])
+    span = STAGE_SPANS.get(row["name"])
+    if row["status"] == RunStatus.RUNNING and row["name"] == job.stage and span:
+        start, end = span
+        if end > start:
+            fraction = max(fraction, (job.progress - start) / (end - start))
+    return round(min(max(fraction, 0.0), 1.0), 4)
+
+
 def payload_for(job: Job) -> ProgressPayload:
-    return ProgressPayload(
+    """The job's state; one query (its stages), since ``publish`` calls this
+    inside the job's row lock on every update."""
+    payload = ProgressPayload(
         type="job.progress",
         job=job.pk,
         status=job.status,
@@ -76,6 +126,23 @@ def payload_for(job: Job) -> ProgressPayload:
         message=job.message,
         error=job.error,
     )
+    rows = list(
+        job.stages.order_by("position", "id").values(
+            "name", "status", "progress", "cached", "seconds"
+        )
+    )
+    if rows:
+        payload["stages"] = [
+            StagePayload(
+                name=row["name"],
+                status=row["status"],
+                progress=_stage_fraction(job, row),
+                cached=row["cached"],
+                seconds=row["seconds"],
+            )
+            for row in rows
+        ]
+    return payload
 
 
 def publish(job: Job) -> None:
@@ -94,6 +161,22 @@ def publish(job: Job) -> None:
         # The row already holds the progress and pages poll it; a channel
         # layer outage must not fail the render.
         logger.warning("could not send progress of job %s", job.pk, exc_info=True)
+
+
+def publish_scene(payload: ScenePayload) -> None:
+    """Send a scene's new state to its job's group."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group_name(payload["job"]), payload)
+    except Exception:
+        logger.warning(
+            "could not send scene %s of job %s",
+            payload["index"],
+            payload["job"],
+            exc_info=True,
+        )
 
 
 def change_and_publish(
@@ -154,6 +237,7 @@ class ProgressManager:
         self._last_fraction = -1.0
 
     def __enter__(self) -> ProgressManager:
+        records.start_stage(self.job_id, self.stage)
         self.update(0.0, f"{self.stage} started", force=True)
         return self
 
@@ -183,4 +267,6 @@ class ProgressManager:
         }
         if message:  # without one, the last message stays up
             changes["message"] = message[:500]
-        change_and_publish(self.job_id, [Job.Status.RUNNING], changes)
+        if not change_and_publish(self.job_id, [Job.Status.RUNNING], changes):
+            raise JobStopped(f"job {self.job_id} is no longer running")
+        records.stage_progress(self.job_id, self.stage, fraction, message)

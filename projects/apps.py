@@ -9,3 +9,6 @@ class ProjectsConfig(AppConfig):
         # Canvases name tasks as strings; importing registers them in every
         # process (web, command line), not only in workers that autodiscover.
         from . import tasks  # noqa: F401
+        from .pipeline import register_job_kinds
+
+        register_job_kinds()

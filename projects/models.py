@@ -180,6 +180,7 @@ class Scene(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="scenes"
@@ -194,6 +195,10 @@ class Scene(models.Model):
     end_frame = models.PositiveIntegerField()
     image = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="scenes")
     move = models.CharField(max_length=20)
+    # The registry's key (media_jobs.ModelSpec) of the model that makes the
+    # scene; its VRAM need picks the queue, its revision is in the fingerprint.
+    model = models.CharField(max_length=100, default="photo")
+    seed = models.BigIntegerField(default=0)
     # How this scene joins the NEXT one (the last scene's is "cut", 0): a
     # ``workers.assembly.transitions.TRANSITIONS`` name and its length in
     # frames, centred on the next scene's ``start_frame``.
@@ -207,6 +212,9 @@ class Scene(models.Model):
         max_length=300,
         blank=True,
         help_text="Storage name of the scene's source (a photo, or a clip).",
+    )
+    thumbnail = models.CharField(
+        max_length=300, blank=True, help_text="Storage name of its preview."
     )
     cached = models.BooleanField(default=False)
     error = models.TextField(blank=True)
@@ -245,6 +253,10 @@ class Render(models.Model):
     duration = models.FloatField()
     size = models.BigIntegerField()
     manifest = models.JSONField(default=dict)
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    cached = models.BooleanField(
+        default=False, help_text="Served from an identical earlier render."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

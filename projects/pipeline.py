@@ -1,18 +1,39 @@
-"""Starting a render: the job row first, then the canvas, sent after commit."""
+"""Starting renders: the job row first, then the scheduler sends its canvas.
+
+A render's canvas is built from where the job stands (``render_canvas``), so
+the same function starts a new render, resumes one the reconciler found
+stuck, and retries a failed one without redoing its finished scenes.
+"""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
+from celery import signature
 from celery.canvas import Signature
 from django.db import transaction
 
-from media_jobs import lifecycle
-from media_jobs.models import Job
-from media_jobs.orchestration import dispatch, pipeline, run_inline
+from media_jobs import lifecycle, records, scheduler
+from media_jobs.models import Batch, Job
+from media_jobs.orchestration import Item, pipeline, run_inline, scatter
+from media_jobs.queues import celery_priority
+from workers.assembly.motion import MOVES
 
-from .models import Asset, Project
+from .models import Asset, Project, Scene
+from .scene_engines import DEFAULT_MODEL, model_spec, queue_for_model
 
-RENDER_STAGES = ("projects.analyze_music", "projects.plan_scenes")
+RENDER_STAGE_TASKS = (
+    ("analyze", "projects.analyze_music"),
+    ("plan", "projects.plan_scenes"),
+)
 RENDER_ERROR_CALLBACK = "projects.render_failed"
+ANALYSIS_ERROR_CALLBACK = "projects.job_failed"
+SCENE_TASK = "projects.render_scene"
+ASSEMBLE_TASK = "projects.assemble_render"
+
+# What a render request may set; the rest comes from the project.
+RENDER_OPTIONS = ("preset", "format", "duration", "style", "model")
 
 
 class RenderNotReady(ValueError):
@@ -20,15 +41,71 @@ class RenderNotReady(ValueError):
 
 
 class RenderInProgress(ValueError):
-    """The project already has a render queued or running (``job``)."""
+    """The same render of this project is already queued or running (``job``)."""
 
     def __init__(self, job: Job):
         super().__init__(f"Render #{job.pk} of this project is still {job.status}.")
         self.job = job
 
 
-def render_canvas(job_id: int) -> Signature:
-    return pipeline(job_id, RENDER_STAGES, on_error=RENDER_ERROR_CALLBACK)
+def scene_items(scenes: list[Scene]) -> list[Item]:
+    return [
+        Item(
+            scene.pk,
+            queue=queue_for_model(scene.model),
+            key=f"scene-{scene.index}",
+            scene_index=scene.index,
+            model_key=scene.model,
+        )
+        for scene in scenes
+    ]
+
+
+def scenes_canvas(job: Job, scenes: list[Scene]) -> Signature:
+    """The scenes still to make, in parallel on their queues, then assembly."""
+    priority = celery_priority(job.priority)
+    if not scenes:
+        return signature(
+            ASSEMBLE_TASK, args=(job.pk,), immutable=True, priority=priority
+        )
+    return scatter(
+        SCENE_TASK,
+        scene_items(scenes),
+        ASSEMBLE_TASK,
+        job.pk,
+        priority=priority,
+        stage="scenes",
+    )
+
+
+def render_canvas(job: Job) -> Signature:
+    """The canvas of what ``job`` has left to do."""
+    finished = job.params.get("stages_finished", [])
+    stages = [task for stage, task in RENDER_STAGE_TASKS if stage not in finished]
+    if stages:
+        return pipeline(
+            job.pk,
+            stages,
+            on_error=RENDER_ERROR_CALLBACK,
+            priority=celery_priority(job.priority),
+        )
+    scenes = Scene.objects.filter(job=job).exclude(status=Scene.Status.DONE)
+    scenes.update(status=Scene.Status.PENDING, error="")
+    canvas = scenes_canvas(job, list(scenes.order_by("index")))
+    canvas.link_error(signature(RENDER_ERROR_CALLBACK, args=(job.pk,)))
+    return canvas
+
+
+def analysis_canvas(job: Job) -> Signature:
+    return pipeline(job.pk, ["projects.analyze_song"], on_error=ANALYSIS_ERROR_CALLBACK)
+
+
+def register_job_kinds() -> None:
+    scheduler.register_kind(Job.Kind.RENDER, render_canvas, RENDER_ERROR_CALLBACK)
+    # A song's analysis is seconds of work a page is waiting for: no slot.
+    scheduler.register_kind(
+        Job.Kind.ANALYZE, analysis_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
+    )
 
 
 def check_ready(project: Project) -> None:
@@ -41,42 +118,77 @@ def check_ready(project: Project) -> None:
         raise RenderNotReady(f"Upload {' and '.join(missing)} before rendering.")
 
 
-def _active_render(project: Project) -> Job | None:
-    renders = lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.RENDER))
-    return renders[-1] if renders else None
-
-
-def create_render_job(project: Project, **overrides: object) -> Job:
-    """The job row, with the render's inputs frozen at the time of asking: a
-    song uploaded or removed meanwhile does not change this render."""
-    check_ready(project)
+def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The render's inputs, frozen at the time of asking: a song uploaded or
+    removed meanwhile does not change this render."""
     music = project.music()
     assert music is not None  # check_ready
-    params = {
+    model = overrides.get("model") or DEFAULT_MODEL
+    try:
+        model_spec(model)
+    except ValueError as exc:
+        raise RenderNotReady(str(exc)) from exc
+    return {
         "preset": overrides.get("preset") or project.preset,
         "format": overrides.get("format") or project.output_format,
-        "duration": float(overrides.get("duration") or project.target_duration),  # type: ignore[arg-type]
+        "duration": float(overrides.get("duration") or project.target_duration),
         "style": overrides.get("style") or project.style,
+        "model": model,
         "music": music.pk,
     }
-    return Job.objects.create(
-        owner=project.owner, project=project, kind=Job.Kind.RENDER, params=params
+
+
+def _same_render_running(project: Project, params: dict[str, Any]) -> Job | None:
+    renders = lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.RENDER))
+    for job in reversed(renders):
+        if all(job.params.get(k) == v for k, v in params.items()):
+            return job
+    return None
+
+
+def create_render_job(
+    project: Project,
+    *,
+    priority: int = Job.Priority.NORMAL,
+    batch: Batch | None = None,
+    **overrides: Any,
+) -> Job:
+    check_ready(project)
+    job = Job.objects.create(
+        owner=project.owner,
+        project=project,
+        kind=Job.Kind.RENDER,
+        params=render_params(project, overrides),
+        priority=priority,
+        batch=batch,
     )
+    records.create_stages(job)
+    return job
 
 
-def start_render(project: Project, **overrides: object) -> Job:
-    """Create the job and send its canvas once the transaction commits.
+def start_render(
+    project: Project,
+    *,
+    priority: int = Job.Priority.NORMAL,
+    batch: Batch | None = None,
+    allow_duplicate: bool = False,
+    **overrides: Any,
+) -> Job:
+    """Create the job and let the scheduler send it once the transaction commits.
 
-    The project row is locked while checking for an active render, so two
-    clicks at once start one render, not two.
+    The project row is locked while looking for the same render already on
+    its way, so two clicks start one render, not two; renders that differ
+    (another preset, format or model) may run side by side.
     """
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        active = _active_render(project)
-        if active is not None:
-            raise RenderInProgress(active)
-        job = create_render_job(project, **overrides)
-        dispatch(job, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+        check_ready(project)
+        if not allow_duplicate:
+            active = _same_render_running(project, render_params(project, overrides))
+            if active is not None:
+                raise RenderInProgress(active)
+        job = create_render_job(project, priority=priority, batch=batch, **overrides)
+        scheduler.submit(job)
     return job
 
 
@@ -89,18 +201,90 @@ def start_analysis(song: Asset) -> Job:
             project=song.project,
             kind=Job.Kind.ANALYZE,
             params={"asset": song.pk},
+            priority=Job.Priority.HIGH,
         )
-        dispatch(
-            job,
-            pipeline(job.pk, ["projects.analyze_song"], on_error="projects.job_failed"),
-            "projects.job_failed",
-        )
+        records.create_stages(job, ("analyze",))
+        scheduler.submit(job)
     return job
 
 
-def render_now(project: Project, **overrides: object) -> Job:
+def render_now(project: Project, **overrides: Any) -> Job:
     """Run a whole render in this process (the ``render`` command)."""
     job = create_render_job(project, **overrides)
-    run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+    run_inline(job.pk, render_canvas(job), RENDER_ERROR_CALLBACK)
     job.refresh_from_db()
     return job
+
+
+class SceneNotFound(LookupError):
+    pass
+
+
+def rerender_scene(
+    job: Job,
+    index: int,
+    *,
+    image: Asset | None = None,
+    move: str | None = None,
+    seed: int | None = None,
+) -> Job:
+    """A new render that takes ``job``'s plan, makes scene ``index`` again
+    (with a new seed, and a new photo or move when given) and reuses every
+    other scene from the cache; ``job`` and its video stay as they are."""
+    if job.kind != Job.Kind.RENDER or job.status != Job.Status.SUCCEEDED:
+        raise RenderNotReady("only a finished render can have a scene made again")
+    old_scenes = list(Scene.objects.filter(job=job).order_by("index"))
+    if not any(scene.index == index for scene in old_scenes):
+        raise SceneNotFound(f"render #{job.pk} has no scene {index}")
+    if image is not None and (
+        image.project_id != job.project_id or image.kind != Asset.Kind.IMAGE
+    ):
+        raise RenderNotReady("the new photo must be a photo of the same project")
+    if move is not None and move not in MOVES:
+        raise RenderNotReady(
+            f"unknown move {move!r}; choose one of: {', '.join(MOVES)}"
+        )
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=job.project_id).first()
+        done = [s for s in RENDER_STAGE_TASKS if s[0] in ("analyze", "plan")]
+        params = {
+            **{k: v for k, v in job.params.items() if k not in ("resumes",)},
+            "stages_finished": [stage for stage, _ in done],
+            "timings": {},
+            "rerender_of": {"job": job.pk, "scene": index},
+        }
+        child = Job.objects.create(
+            owner=job.owner,
+            project=job.project,
+            kind=Job.Kind.RENDER,
+            params=params,
+            priority=job.priority,
+            parent=job,
+        )
+        records.create_stages(child)
+        for stage, _ in done:
+            records.finish_stage(child.pk, stage, 0.0, cached=True)
+        Scene.objects.bulk_create(
+            Scene(
+                project=scene.project,
+                job=child,
+                index=scene.index,
+                start=scene.start,
+                end=scene.end,
+                start_frame=scene.start_frame,
+                end_frame=scene.end_frame,
+                image=image if scene.index == index and image else scene.image,
+                move=move if scene.index == index and move else scene.move,
+                model=scene.model,
+                seed=(
+                    (seed if seed is not None else random.getrandbits(31))
+                    if scene.index == index
+                    else scene.seed
+                ),
+                transition=scene.transition,
+                transition_frames=scene.transition_frames,
+            )
+            for scene in old_scenes
+        )
+        scheduler.submit(child)
+    return child

@@ -8,34 +8,36 @@ names, and is safe to run twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from celery import shared_task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from media_jobs import lifecycle
-from media_jobs.models import Job
+from media_jobs import cache, lifecycle, records
+from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec, RunStatus
 from media_jobs.orchestration import fan_out
-from media_jobs.progress import ProgressManager
+from media_jobs.progress import JobStopped, ProgressManager, publish_scene
 from workers.assembly.presets import get_preset
 from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
-from workers.assembly.stills import inspect_image
 from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
+from workers.scenes import SceneRequest, SceneStopped
 
 from .analysis import analyse_file, find_analysis
 from .files import delete_file, local_file, scratch_dir, store_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
+from .pipeline import scenes_canvas
+from .scene_engines import engine_for, model_spec
 from .storyboard import DEFAULT_FOCUS, PlanningError
 from .storyboard import plan_scenes as plan_storyboard
 
@@ -58,10 +60,10 @@ STYLE_GRADES: dict[str, tuple[str, float] | None] = {
 MUSIC_FADE_OUT_S = 0.5  # the song's fade at the end of the video
 PROGRESS_POLL_S = 0.25  # how often the assemble stage reports frames
 
-TASK_LIMITS = {
-    "soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
-    "time_limit": settings.TASK_TIME_LIMIT,
-}
+# The tasks carry no time limits of their own: Celery would write the
+# sending process's limits into every message. The worker that runs a task
+# applies its own (``manage.py worker`` passes STUDIO_TASK_*_TIME_LIMIT), so a
+# GPU host can allow its models longer than a CPU host allows assembly.
 
 
 class PipelineError(ValueError):
@@ -69,12 +71,73 @@ class PipelineError(ValueError):
 
 
 def _running_job(job_id: int) -> Job | None:
-    """The job if this task should work on it (not failed or cancelled meanwhile)."""
+    """The job if this task should work on it (not failed or cancelled
+    meanwhile). A queued job is claimed first: the first task of a retried or
+    resumed canvas may be any stage or a scene."""
+    lifecycle.claim(job_id)
     return (
         Job.objects.select_related("project")
         .filter(pk=job_id, status=Job.Status.RUNNING)
         .first()
     )
+
+
+def _time_limit_error(what: str) -> str:
+    return (
+        f"{what} ran past its time limit of {settings.TASK_SOFT_TIME_LIMIT} s"
+        " and was stopped"
+    )
+
+
+@contextmanager
+def tracked(
+    task: Any,
+    job_id: int,
+    key: str,
+    stage: str,
+    *,
+    what: str,
+    scene_index: int | None = None,
+    model_key: str = "",
+) -> Iterator[dict[str, Any]]:
+    """Record this delivery of a task in its ``TaskRun`` and end the record
+    however the task ends. The body may set ``outcome["cached"]``.
+
+    A job cancelled or failed meanwhile ends the task quietly (``Ignore``);
+    the soft time limit becomes a failure that names ``what``; anything else
+    is recorded and re-raised for the job's error callback.
+    """
+    run = records.task_started(
+        job_id,
+        key,
+        stage=stage,
+        request=task.request,
+        task_name=task.name,
+        scene_index=scene_index,
+        model_key=model_key,
+    )
+    outcome: dict[str, Any] = {"cached": False}
+    try:
+        yield outcome
+    except Ignore:
+        records.task_finished(run, RunStatus.DONE)
+        raise
+    except (JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
+        still_running = Job.objects.filter(
+            pk=job_id, status=Job.Status.RUNNING
+        ).exists()
+        if not still_running:  # cancelled (SIGUSR1 from the revoke) or failed
+            records.task_finished(run, RunStatus.CANCELLED)
+            raise Ignore() from exc
+        error = _time_limit_error(what)
+        records.task_finished(run, RunStatus.FAILED, error=error)
+        raise PipelineError(error) from exc
+    except BaseException as exc:
+        records.task_finished(
+            run, RunStatus.FAILED, error=lifecycle.describe_error(exc)
+        )
+        raise
+    records.task_finished(run, RunStatus.DONE, cached=outcome["cached"])
 
 
 def _job_music(job: Job) -> Asset:
@@ -134,33 +197,45 @@ def ensure_analysis(
             raise PipelineError(_in_user_terms(exc, asset)) from exc
 
 
-@shared_task(name="projects.analyze_music", bind=True, **TASK_LIMITS)
+@shared_task(name="projects.analyze_music", bind=True)
 def analyze_music(self, job_id: int) -> None:
-    lifecycle.claim(job_id, self.request.id or "")
     job = _begin_stage(job_id, "analyze")
     if job is None:
         return
     Project.objects.filter(pk=job.project_id).update(status=Project.Status.RENDERING)
     started = time.monotonic()
-    with ProgressManager(job_id, "analyze") as progress:
-        analysis = ensure_analysis(_job_music(job), progress)
+    with (
+        tracked(self, job_id, "analyze", "analyze", what="the music analysis") as run,
+        ProgressManager(job_id, "analyze") as progress,
+    ):
+        song = _job_music(job)
+        run["cached"] = find_analysis(song.sha256) is not None
+        analysis = ensure_analysis(song, progress)
         summary = f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats"
+        if run["cached"]:
+            summary += " (cached)"
     lifecycle.finish_stage(job_id, "analyze", time.monotonic() - started, summary)
+    if run["cached"]:
+        records.mark_stage_cached(job_id, "analyze")
 
 
-@shared_task(name="projects.plan_scenes", bind=True, **TASK_LIMITS)
+@shared_task(name="projects.plan_scenes", bind=True)
 def plan_scenes(self, job_id: int):
     job = _begin_stage(job_id, "plan")
     if job is None:
         return None
     project = job.project
     started = time.monotonic()
-    with ProgressManager(job_id, "plan"):
+    with (
+        tracked(self, job_id, "plan", "plan", what="the storyboard planning"),
+        ProgressManager(job_id, "plan"),
+    ):
         analysis = ensure_analysis(_job_music(job))
         images = list(project.images())
         preset = get_preset(job.params["preset"])
         requested = float(job.params["duration"])
         duration = min(requested, analysis.duration)
+        model = job.params.get("model") or "photo"
         try:
             planned = plan_storyboard(
                 analysis.to_contract(),
@@ -189,6 +264,7 @@ def plan_scenes(self, job_id: int):
                     end_frame=p.end_frame,
                     image=images[p.image_index],
                     move=p.move,
+                    model=model,
                     transition=p.transition,
                     transition_frames=p.transition_frames,
                 )
@@ -204,36 +280,157 @@ def plan_scenes(self, job_id: int):
                     "duration": round(duration * preset.fps) / preset.fps,
                 },
             )
-    scene_ids = [scene.pk for scene in sorted(scenes, key=lambda s: s.index)]
-    return fan_out(
-        self, "projects.render_scene", scene_ids, "projects.assemble_render", job_id
-    )
+    ordered = sorted(scenes, key=lambda s: s.index)
+    return fan_out(self, scenes_canvas(job, ordered))
+
+
+SCENE_PREVIEW = "preview.jpg"
 
 
 def scene_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
-    """Everything that decides the scene's own frames (its joins aside)."""
-    key = {
-        "engine": ASSEMBLY_ENGINE_VERSION,
-        "image": scene.image.sha256,
-        "size": [width, height],
-        "fps": fps,
-        "frames": scene.frames,
-        "move": scene.move,
-        "focus": list(DEFAULT_FOCUS),
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    """Everything that decides the scene's own output (its joins aside):
+    the photo's content, the frame, the move, the model and its revision,
+    the engine and its version, the seed."""
+    spec = model_spec(scene.model)
+    engine = engine_for(spec)
+    return cache.fingerprint(
+        {
+            "kind": "scene",
+            "engine": engine.name,
+            "engine_version": engine.version,
+            "model": spec.key,
+            "model_revision": spec.revision,
+            "image": scene.image.sha256,
+            "size": [width, height],
+            "fps": fps,
+            "frames": scene.frames,
+            "move": scene.move,
+            "focus": list(DEFAULT_FOCUS),
+            "seed": scene.seed,
+        }
+    )
 
 
 def _report_scene_progress(job_id: int) -> None:
     scenes = Scene.objects.filter(job_id=job_id)
     total = scenes.count()
     done = scenes.filter(status=Scene.Status.DONE).count()
+    cached = scenes.filter(status=Scene.Status.DONE, cached=True).count()
+    message = f"{done} of {total} scenes rendered"
+    if cached:
+        message += f" ({cached} from the cache)"
     ProgressManager(job_id, "scenes").update(
-        done / total if total else 1.0, f"{done} of {total} scenes rendered", force=True
+        done / total if total else 1.0, message, force=True
     )
 
 
-@shared_task(name="projects.render_scene", bind=True, **TASK_LIMITS)
+def _publish_scene(scene_id: int) -> None:
+    scene = Scene.objects.filter(pk=scene_id).first()
+    if scene is None:
+        return
+    run = (
+        records.TaskRun.objects.filter(job_id=scene.job_id, key=f"scene-{scene.index}")
+        .only("worker", "queue")
+        .first()
+    )
+    publish_scene(
+        {
+            "type": "job.scene",
+            "job": scene.job_id,
+            "scene": scene.pk,
+            "index": scene.index,
+            "status": scene.status,
+            "cached": scene.cached,
+            "has_thumbnail": bool(scene.thumbnail),
+            "seconds": scene.seconds,
+            "worker": run.worker if run else "",
+            "queue": run.queue if run else "",
+            "error": scene.error,
+        }
+    )
+
+
+def _scene_from_cache(scene: Scene, entry: CacheEntry) -> None:
+    Scene.objects.filter(pk=scene.pk).update(
+        status=Scene.Status.DONE,
+        clip=entry.result.get("clip") or scene.image.file.name,
+        thumbnail=entry.result.get("thumbnail", ""),
+        cached=True,
+        error="",
+        seconds=0.0,
+    )
+
+
+def _make_scene(scene: Scene, fingerprint: str, stop: threading.Event) -> None:
+    """Run the scene's engine and store what it made under its fingerprint."""
+    spec = model_spec(scene.model)
+    engine = engine_for(spec)
+    preset = get_preset(scene.job.params["preset"])
+    started = time.monotonic()
+    base = f"scenes/{fingerprint[:2]}/{fingerprint}"
+    stored: list[str] = []
+    key = f"scene-{scene.index}"
+
+    def on_progress(fraction: float, message: str) -> None:
+        # Each report is also the engine's chance to learn of a cancel.
+        if not records.task_progress(scene.job_id, key, fraction):
+            raise JobStopped(f"job {scene.job_id} is no longer running")
+
+    with ExitStack() as stack:
+        tmp = stack.enter_context(scratch_dir(f"scene-{scene.pk}"))
+        image = stack.enter_context(local_file(scene.image.file.name))
+        request = SceneRequest(
+            index=scene.index,
+            image=image,
+            out_dir=tmp,
+            width=preset.width,
+            height=preset.height,
+            fps=preset.fps,
+            frames=scene.frames,
+            move=scene.move,
+            focus=DEFAULT_FOCUS,
+            seed=scene.seed,
+            on_progress=on_progress,
+            stop=stop,
+        )
+        output = engine.render(request)
+        try:
+            if output.preview is not None:
+                stored.append(store_file(output.preview, f"{base}/{SCENE_PREVIEW}"))
+            if output.clip is not None:
+                stored.append(
+                    store_file(output.clip, f"{base}/clip{output.clip.suffix}")
+                )
+        except BaseException:
+            for name in stored:
+                delete_file(name)
+            raise
+    seconds = time.monotonic() - started
+    preview = stored[0] if output.preview is not None else ""
+    clip = stored[-1] if output.clip is not None else ""
+    size = sum(default_storage.size(name) for name in stored)
+    cache.store(
+        fingerprint,
+        CacheEntry.Kind.SCENE,
+        files=stored,
+        result={"clip": clip, "thumbnail": preview},
+        model_key=spec.key,
+        model_revision=spec.revision,
+        engine_version=engine.version,
+        size=size,
+        seconds=seconds,
+    )
+    Scene.objects.filter(pk=scene.pk).update(
+        status=Scene.Status.DONE,
+        clip=clip or scene.image.file.name,
+        thumbnail=preview,
+        cached=False,
+        error="",
+        seconds=round(seconds, 3),
+    )
+
+
+@shared_task(name="projects.render_scene", bind=True)
 def render_scene(self, scene_id: int) -> int | None:
     scene = (
         Scene.objects.select_related("image", "job", "project")
@@ -242,41 +439,57 @@ def render_scene(self, scene_id: int) -> int | None:
     )
     if scene is None or _running_job(scene.job_id) is None:
         return None
-    if (
-        scene.status == Scene.Status.DONE
-        and scene.clip
-        and default_storage.exists(scene.clip)
+    records.start_stage(scene.job_id, "scenes")
+    if scene.status == Scene.Status.DONE and (
+        not scene.clip or default_storage.exists(scene.clip)
     ):
         return scene_id  # a second delivery of a finished scene
-    preset = get_preset(scene.job.params["preset"])
-    fingerprint = scene_fingerprint(scene, preset.width, preset.height, preset.fps)
-    started = time.monotonic()
-    Scene.objects.filter(pk=scene_id).update(
-        status=Scene.Status.RUNNING, fingerprint=fingerprint
-    )
-    # A photo needs no clip of its own: the renderer moves the still while it
-    # assembles. What this step owes the assembly is a source that can be
-    # read, found now with the scene named rather than halfway through the
-    # video. (Scenes from a video model will render their clip here.)
-    try:
-        with local_file(scene.image.file.name) as image:
-            inspect_image(image)
-    except Exception as exc:
-        # Engines name the stored file; the user knows the photo by its name.
-        error = f"scene {scene.index}: {_in_user_terms(exc, scene.image)}"
-        Scene.objects.filter(pk=scene_id).update(
-            status=Scene.Status.FAILED, error=error
-        )
-        raise PipelineError(error) from exc
-    Scene.objects.filter(pk=scene_id).update(
-        status=Scene.Status.DONE,
-        clip=scene.image.file.name,
-        cached=False,
-        error="",
-        seconds=round(time.monotonic() - started, 3),
-    )
+    with tracked(
+        self,
+        scene.job_id,
+        f"scene-{scene.index}",
+        "scenes",
+        what=f"scene {scene.index}",
+        scene_index=scene.index,
+        model_key=scene.model,
+    ) as run:
+        try:
+            preset = get_preset(scene.job.params["preset"])
+            fingerprint = scene_fingerprint(
+                scene, preset.width, preset.height, preset.fps
+            )
+            Scene.objects.filter(pk=scene_id).update(
+                status=Scene.Status.RUNNING, fingerprint=fingerprint
+            )
+            entry = cache.lookup(
+                fingerprint, CacheEntry.Kind.SCENE, exists=default_storage.exists
+            )
+            if entry is not None:
+                run["cached"] = True
+                _scene_from_cache(scene, entry)
+            else:
+                _make_scene(scene, fingerprint, threading.Event())
+        except (Ignore, JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
+            if isinstance(exc, SoftTimeLimitExceeded) and _job_is_running(scene):
+                _fail_scene(scene, _time_limit_error(f"scene {scene.index}"))
+            raise
+        except Exception as exc:
+            # Engines name the stored file; the user knows the photo by its name.
+            error = f"scene {scene.index}: {_in_user_terms(exc, scene.image)}"
+            _fail_scene(scene, error)
+            raise PipelineError(error) from exc
+    _publish_scene(scene_id)
     _report_scene_progress(scene.job_id)
     return scene_id
+
+
+def _job_is_running(scene: Scene) -> bool:
+    return Job.objects.filter(pk=scene.job_id, status=Job.Status.RUNNING).exists()
+
+
+def _fail_scene(scene: Scene, error: str) -> None:
+    Scene.objects.filter(pk=scene.pk).update(status=Scene.Status.FAILED, error=error)
+    _publish_scene(scene.pk)
 
 
 def style_grade(style: str) -> dict[str, Any] | None:
@@ -294,6 +507,11 @@ def _job_style(job: Job) -> str:
 
 def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> dict:
     project = job.project
+    revisions = dict(
+        ModelSpec.objects.filter(key__in={s.model for s in scenes}).values_list(
+            "key", "revision"
+        )
+    )
     preset = get_preset(job.params["preset"])
     fps = preset.fps
     return {
@@ -334,16 +552,19 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
                     "frames": s.transition_frames,
                     "duration": s.transition_frames / fps,
                 },
-                "model": "assembly",
-                "model_revision": ASSEMBLY_ENGINE_VERSION,
-                "seed": None,
+                "model": s.model,
+                "model_revision": revisions.get(s.model, ""),
+                "seed": s.seed,
                 "fingerprint": s.fingerprint,
                 "cached": s.cached,
                 "seconds": s.seconds,
             }
             for s in scenes
         ],
-        "models": [{"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION}],
+        "models": [
+            *({"key": key, "revision": rev} for key, rev in sorted(revisions.items())),
+            {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION},
+        ],
         "timings": job.params.get("timings", {}),
     }
 
@@ -351,8 +572,10 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
 def _embeddable(manifest: dict) -> dict:
     """The manifest to write into the video file: whole when it fits the
     timeline's limit, else without its longest lists (a long video's
-    per-scene entries), which stay in the Render row."""
-    data = dict(manifest)
+    per-scene entries), which stay in the Render row. What only describes
+    one run (the job's id, its timings) stays in the row too, so identical
+    renders make identical files and one can stand for the other."""
+    data = {k: v for k, v in manifest.items() if k not in ("job", "timings")}
     for key in ("scenes", "cuts"):
         size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
         if size <= MAX_MANIFEST_BYTES // 2:  # leave room for the timeline's own
@@ -477,33 +700,101 @@ def _render_reporting(
     return report
 
 
-@shared_task(name="projects.assemble_render", bind=True, **TASK_LIMITS)
-def assemble_render(self, job_id: int) -> int | None:
-    job = _running_job(job_id)
-    if job is None:
-        return None
-    project = job.project
-    existing = Render.objects.filter(job_id=job_id).first()
-    if existing is not None:  # a second delivery after the render was saved
-        lifecycle.succeed(job_id)
-        return existing.pk
-    started = time.monotonic()
-    scenes = list(
-        Scene.objects.select_related("image").filter(job_id=job_id).order_by("index")
+def render_fingerprint(
+    job: Job, scenes: Sequence[Scene], song: Asset, analysis: AudioAnalysis
+) -> str:
+    """Everything the video file depends on: its scenes' fingerprints and
+    joins, the song, the output settings, the grade, the renderer's version,
+    and what the embedded manifest says about the project."""
+    return cache.fingerprint(
+        {
+            "kind": "render",
+            "engine_version": ASSEMBLY_ENGINE_VERSION,
+            "project": [job.project_id, job.project.title],
+            "preset": job.params["preset"],
+            "format": job.params.get("format", job.project.output_format),
+            "duration": job.params["duration"],
+            "style": _job_style(job),
+            "song": song.sha256,
+            "analysis": [analysis.engine_version, analysis.sha256],
+            "scenes": [
+                [s.fingerprint, s.start_frame, s.end_frame, s.transition,
+                 s.transition_frames]
+                for s in scenes
+            ],
+        }
+    )  # fmt: skip
+
+
+def _close_scenes_stage(job_id: int, scenes: Sequence[Scene]) -> None:
+    """The scenes stage ends when assembly starts: its time is from its first
+    scene's start, and it was cached when every scene came from the cache."""
+    started = (
+        JobStage.objects.filter(job_id=job_id, name="scenes")
+        .values_list("started_at", flat=True)
+        .first()
     )
-    unfinished = [s.index for s in scenes if s.status != Scene.Status.DONE]
-    if not scenes or unfinished:
-        raise PipelineError(
-            f"scenes {unfinished} did not finish, so the video cannot be assembled"
+    seconds = (timezone.now() - started).total_seconds() if started else 0.0
+    cached = all(scene.cached for scene in scenes)
+    if lifecycle.finish_stage(job_id, "scenes", seconds) and cached:
+        records.mark_stage_cached(job_id, "scenes")
+
+
+def _save_render(
+    job: Job,
+    *,
+    fingerprint: str,
+    files: tuple[str, str],
+    report: dict[str, Any],
+    manifest: dict,
+    seconds: float,
+    cached: bool,
+) -> Render:
+    """The Render row and the job's last stage, once; ``Ignore`` when another
+    delivery saved it first."""
+    with transaction.atomic():
+        if not lifecycle.finish_stage(job.pk, "assemble", seconds):
+            raise Ignore()  # another delivery finished this render first
+        if cached:
+            records.mark_stage_cached(job.pk, "assemble")
+        job.refresh_from_db(fields=["params"])
+        manifest["timings"] = job.params.get("timings", {})
+        render = Render.objects.create(
+            project=job.project,
+            job_id=job.pk,
+            file=files[0],
+            thumbnail=files[1],
+            output_format=job.params.get("format", job.project.output_format),
+            preset=job.params["preset"],
+            width=report["width"],
+            height=report["height"],
+            fps=report["fps"],
+            duration=report["duration"],
+            size=report["size"],
+            manifest=manifest,
+            fingerprint=fingerprint,
+            cached=cached,
         )
-    song = _job_music(job)
-    analysis = ensure_analysis(song)
+        Project.objects.filter(pk=job.project_id).update(status=Project.Status.RENDERED)
+    return render
+
+
+def _assemble(
+    job: Job,
+    scenes: list[Scene],
+    song: Asset,
+    analysis: AudioAnalysis,
+    manifest: dict,
+) -> tuple[tuple[str, str], dict[str, Any], float]:
+    """Render the video; its stored (video, thumbnail) names, its report and
+    the seconds it took."""
+    project = job.project
     preset = get_preset(job.params["preset"])
     fmt = job.params.get("format", project.output_format)
-    manifest = build_manifest(job, scenes, analysis)
+    started = time.monotonic()
     stored: list[str] = []
-    with ProgressManager(job_id, "assemble") as progress, ExitStack() as stack:
-        tmp = stack.enter_context(scratch_dir(f"assemble-{job_id}"))
+    with ProgressManager(job.pk, "assemble") as progress, ExitStack() as stack:
+        tmp = stack.enter_context(scratch_dir(f"assemble-{job.pk}"))
         # Photos shown by several scenes are fetched once.
         local: dict[str, Path] = {}
         for name in dict.fromkeys(s.clip for s in scenes):
@@ -540,10 +831,12 @@ def assemble_render(self, job_id: int) -> int | None:
                 progress,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            if isinstance(exc, JobStopped):
+                raise
             raise PipelineError(
                 _name_uploads(str(exc), [song, *(s.image for s in scenes)])
             ) from exc
-        base = f"renders/{project.owner_id}/{job_id}"
+        base = f"renders/{project.owner_id}/{job.pk}"
         try:
             stored.append(store_file(video, f"{base}/video.{fmt}"))
             stored.append(store_file(thumb, f"{base}/thumbnail.jpg"))
@@ -551,47 +844,90 @@ def assemble_render(self, job_id: int) -> int | None:
             for name in stored:
                 delete_file(name)
             raise
-        video_name, thumb_name = stored
-        size = video.stat().st_size
-    try:
-        with transaction.atomic():
-            if not lifecycle.finish_stage(
-                job_id, "assemble", time.monotonic() - started
-            ):
-                raise Ignore()  # another delivery finished this render first
-            job.refresh_from_db(fields=["params"])
-            manifest["timings"] = job.params.get("timings", {})
-            render = Render.objects.create(
-                project=project,
-                job_id=job_id,
-                file=video_name,
-                thumbnail=thumb_name,
-                output_format=fmt,
-                preset=preset.name,
-                width=report.width,
-                height=report.height,
-                fps=report.fps,
-                duration=report.duration,
-                size=size,
-                manifest=manifest,
+        details = {
+            "width": report.width,
+            "height": report.height,
+            "fps": report.fps,
+            "duration": report.duration,
+            "size": video.stat().st_size,
+        }
+    return (stored[0], stored[1]), details, time.monotonic() - started
+
+
+@shared_task(name="projects.assemble_render", bind=True)
+def assemble_render(self, job_id: int) -> int | None:
+    job = _running_job(job_id)
+    if job is None:
+        return None
+    existing = Render.objects.filter(job_id=job_id).first()
+    if existing is not None:  # a second delivery after the render was saved
+        lifecycle.succeed(job_id)
+        return existing.pk
+    with tracked(self, job_id, "assemble", "assemble", what="the assembly") as run:
+        scenes = list(
+            Scene.objects.select_related("image")
+            .filter(job_id=job_id)
+            .order_by("index")
+        )
+        unfinished = [s.index for s in scenes if s.status != Scene.Status.DONE]
+        if not scenes or unfinished:
+            raise PipelineError(
+                f"scenes {unfinished} did not finish, so the video cannot be assembled"
             )
-            Project.objects.filter(pk=project.pk).update(status=Project.Status.RENDERED)
-    except Ignore:
-        raise
-    except BaseException:
-        # No Render row points at them: the stored files would be orphans.
-        delete_file(video_name)
-        delete_file(thumb_name)
-        raise
-    lifecycle.succeed(job_id, f"{len(scenes)} scenes, {report.duration:.2f} s")
+        _close_scenes_stage(job_id, scenes)
+        song = _job_music(job)
+        analysis = ensure_analysis(song)
+        manifest = build_manifest(job, scenes, analysis)
+        fingerprint = render_fingerprint(job, scenes, song, analysis)
+        entry = cache.lookup(
+            fingerprint, CacheEntry.Kind.RENDER, exists=default_storage.exists
+        )
+        if entry is not None:
+            run["cached"] = True
+            files = (entry.files[0], entry.files[1])
+            details, seconds = entry.result, 0.0
+            ProgressManager(job_id, "assemble").update(
+                1.0, "served from an identical earlier render", force=True
+            )
+        else:
+            files, details, seconds = _assemble(job, scenes, song, analysis, manifest)
+        try:
+            render = _save_render(
+                job,
+                fingerprint=fingerprint,
+                files=files,
+                report=details,
+                manifest=manifest,
+                seconds=seconds,
+                cached=entry is not None,
+            )
+        except Ignore:
+            raise
+        except BaseException:
+            if entry is None:
+                # No Render row points at them: the stored files would be orphans.
+                for name in files:
+                    delete_file(name)
+            raise
+        if entry is None:
+            cache.store(
+                fingerprint,
+                CacheEntry.Kind.RENDER,
+                files=files,
+                result=details,
+                engine_version=ASSEMBLY_ENGINE_VERSION,
+                size=details["size"],
+                seconds=seconds,
+            )
+    message = f"{len(scenes)} scenes, {details['duration']:.2f} s"
+    lifecycle.succeed(job_id, message + (" (from the cache)" if entry else ""))
     return render.pk
 
 
-@shared_task(name="projects.analyze_song", bind=True, **TASK_LIMITS)
+@shared_task(name="projects.analyze_song", bind=True)
 def analyze_song(self, job_id: int) -> int | None:
     """An analysis job: analyse one uploaded song as soon as it arrives, so
     its picture is on the project page and a render finds it ready."""
-    lifecycle.claim(job_id, self.request.id or "")
     job = _running_job(job_id)
     if job is None:
         return None
@@ -600,20 +936,39 @@ def analyze_song(self, job_id: int) -> int | None:
     ).first()
     if song is None:
         raise PipelineError("the song was removed before it was analysed")
-    with ProgressManager(job_id, "analyze", span=(0.0, 0.99)) as progress:
+    with (
+        tracked(self, job_id, "analyze", "analyze", what="the music analysis") as run,
+        ProgressManager(job_id, "analyze", span=(0.0, 0.99)) as progress,
+    ):
+        run["cached"] = find_analysis(song.sha256) is not None
         analysis = ensure_analysis(song, progress)
+    lifecycle.finish_stage(job_id, "analyze", 0.0)
     lifecycle.succeed(job_id, f"{analysis.bpm:.1f} BPM, {len(analysis.beats)} beats")
     return analysis.pk
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeLimitExceeded):
+        return (
+            "a task ran past its hard time limit of"
+            f" {settings.TASK_TIME_LIMIT} s and its worker process was stopped"
+        )
+    return lifecycle.describe_error(exc)
 
 
 @shared_task(name="projects.job_failed")
 def job_failed(request, exc, traceback, job_id: int) -> None:
     """Error callback of a one-task job: fail it once, say why."""
-    lifecycle.fail(job_id, lifecycle.describe_error(exc))
+    lifecycle.fail(job_id, _failure_reason(exc))
 
 
 @shared_task(name="projects.render_failed")
 def render_failed(request, exc, traceback, job_id: int) -> None:
-    """Error callback of the whole render canvas: fail the job once, say why."""
-    if lifecycle.fail(job_id, lifecycle.describe_error(exc)):
+    """Error callback of the whole render canvas: fail the job once, say why.
+    Scenes still pending or running end with it (their tasks stop at their
+    next progress report)."""
+    if lifecycle.fail(job_id, _failure_reason(exc)):
+        Scene.objects.filter(
+            job_id=job_id, status__in=[Scene.Status.PENDING, Scene.Status.RUNNING]
+        ).update(status=Scene.Status.CANCELLED)
         Project.objects.filter(jobs__pk=job_id).update(status=Project.Status.FAILED)

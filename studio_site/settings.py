@@ -209,18 +209,64 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
-CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT
-CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
+# The time limits are the running worker's (``manage.py worker`` passes
+# them), not set here: as Celery settings they would travel in every message
+# with the sender's values.
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 # Longer than the longest task, or Redis hands an unacknowledged task to a
-# second worker while the first is still on it.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_TIME_LIMIT + 600}
+# second worker while the first is still on it. Redis keeps one list per
+# priority step (0 is served first); jobs map their priority onto the steps.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("STUDIO_VISIBILITY_TIMEOUT", TASK_TIME_LIMIT + 600),
+    "priority_steps": list(range(10)),
+    "sep": ":",
+    "queue_order_strategy": "priority",
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a Redis restart is waited out
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 30
+CELERY_REDIS_BACKEND_HEALTH_CHECK_INTERVAL = 10
+CELERY_TASK_DEFAULT_PRIORITY = 6
+# Queues by capability: ``cpu`` for the engines without a GPU, ``io`` for
+# storage and network (webhooks), and one queue per GPU memory class. A
+# worker serves every queue its machine can (``manage.py worker --vram``).
+STUDIO_GPU_QUEUES = {"gpu-8": 8, "gpu-16": 16, "gpu-24": 24, "gpu-48": 48}
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_QUEUES = [Queue("cpu"), Queue("io")]
+CELERY_TASK_QUEUES = [Queue(name) for name in ("cpu", "io", *STUDIO_GPU_QUEUES)]
 # Routing lives here rather than on each task (Celery deprecates the task
-# ``queue`` attribute); GPU queues by memory join when GPU models do.
-CELERY_TASK_ROUTES = {"projects.*": {"queue": "cpu"}}
+# ``queue`` attribute). A scene's queue comes from its model's VRAM need and
+# is set on its signature when the render fans out (media_jobs.queues).
+CELERY_TASK_ROUTES = {
+    "media_jobs.deliver_webhook": {"queue": "io"},
+    "media_jobs.*": {"queue": "cpu"},
+    "projects.*": {"queue": "cpu"},
+}
+# The reconciler: finishes or fails jobs whose tasks were lost, and admits
+# waiting jobs when a slot frees without anyone noticing.
+STUDIO_RECONCILE_EVERY_S = env_float("STUDIO_RECONCILE_EVERY_S", 60.0)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-jobs": {
+        "task": "media_jobs.reconcile",
+        "schedule": STUDIO_RECONCILE_EVERY_S,
+        "options": {"expires": STUDIO_RECONCILE_EVERY_S},
+    }
+}
+# A job whose row has not moved for this long while its tasks should be
+# running is looked at by the reconciler.
+STUDIO_STALE_JOB_S = env_int("STUDIO_STALE_JOB_S", TASK_TIME_LIMIT + 60)
+# A task a worker lost (killed, out of memory) is redelivered; after this
+# many starts it is failed instead of crashing workers for ever.
+STUDIO_MAX_DELIVERIES = env_int("STUDIO_MAX_DELIVERIES", 3)
+# Scheduling: how many jobs one user may have running, and how many jobs the
+# farm works on at once; the rest wait, and slots go to users in turn.
+STUDIO_MAX_RUNNING_JOBS_PER_USER = env_int("STUDIO_MAX_RUNNING_JOBS_PER_USER", 2)
+STUDIO_MAX_RUNNING_JOBS = env_int("STUDIO_MAX_RUNNING_JOBS", 8)
+# Bearer token of the Prometheus endpoint (/metrics); staff sessions need none.
+STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
+# Extra scene engines, as "module:attribute" entries (media_jobs.ModelSpec.engine
+# names them); the built-in photo engine is always there.
+STUDIO_SCENE_ENGINES = env_list("STUDIO_SCENE_ENGINES")
 # A failing scene reaches the render's error callback directly, not only
 # through the chord body; failing the job is idempotent either way.
 CELERY_TASK_ALLOW_ERROR_CB_ON_CHORD_HEADER = True
@@ -283,6 +329,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Stages and tasks share one status set, distinct from a job's.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "media_jobs.models.RunStatus"},
 }
 
 LOGGING = {

@@ -117,15 +117,20 @@ def test_the_manifest_lists_every_scene_its_cut_and_transition(project):
     ]
     assert manifest["output"]["frames"] == 180
     assert manifest["models"] == [
-        {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION}
+        {"key": "photo", "revision": "1"},
+        {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION},
     ]
+    assert {s["model"] for s in manifest["scenes"]} == {"photo"}
     assert manifest["grade"] == {"preset": "cinematic_teal_orange", "intensity": 0.7}
-    assert set(manifest["timings"]) == {"analyze", "plan", "assemble"}
+    assert set(manifest["timings"]) == {"analyze", "plan", "scenes", "assemble"}
     # The same manifest travels inside the video file.
     with default_storage.open(render.file) as handle, av.open(handle.name) as video:
         embedded = json.loads(video.metadata["studio_manifest"])
     assert embedded["scenes"] == manifest["scenes"]
-    assert embedded["job"] == job.pk
+    assert embedded["project"] == {"id": project.pk, "title": project.title}
+    # What describes one run only stays in the row: identical renders make
+    # identical files, so the cache can hand one out for the other.
+    assert "job" not in embedded and "timings" not in embedded
 
 
 def test_the_assemble_stage_reports_frames_as_it_renders(project):
@@ -138,7 +143,7 @@ def test_the_assemble_stage_reports_frames_as_it_renders(project):
 
     add_listener(listen)
     try:
-        run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+        run_inline(job.pk, render_canvas(job), RENDER_ERROR_CALLBACK)
     finally:
         remove_listener(listen)
 
@@ -281,7 +286,7 @@ def test_a_failing_scene_fails_the_job_once_and_leaves_no_partial_files(
 
     add_listener(listen)
     try:
-        run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+        run_inline(job.pk, render_canvas(job), RENDER_ERROR_CALLBACK)
     finally:
         remove_listener(listen)
 
@@ -333,7 +338,9 @@ def test_a_second_delivery_of_the_plan_keeps_the_scenes_and_fans_out_once(
     fanned_out: list[list[int]] = []
     monkeypatch.setattr(
         "projects.tasks.fan_out",
-        lambda task, item, ids, callback, job_id: fanned_out.append(list(ids)),
+        lambda task, canvas: fanned_out.append(
+            [header.args[0] for header in canvas.tasks]
+        ),
     )
     job = create_render_job(project)
     analyze_music.apply(args=(job.pk,))
@@ -376,7 +383,7 @@ def test_a_render_uses_the_song_it_was_started_with(project, sample_files, tmp_p
     )
     add_asset_from_path(project, other)  # uploaded while the job waits
 
-    run_inline(job.pk, render_canvas(job.pk), RENDER_ERROR_CALLBACK)
+    run_inline(job.pk, render_canvas(job), RENDER_ERROR_CALLBACK)
 
     job.refresh_from_db()
     render = Render.objects.get(job=job)

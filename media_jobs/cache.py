@@ -1,0 +1,124 @@
+"""Fingerprint caching: an output is stored under the hash of everything that
+made it, and a task whose fingerprint is known skips its work.
+
+A fingerprint covers the inputs (content hashes), the parameters, the model's
+key and revision and the engine's version. Raising a model's revision in the
+registry therefore changes the fingerprints of exactly the outputs that model
+made; ``purge_stale`` then drops the entries no fingerprint can reach again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from .models import CacheEntry, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    """The SHA-256 of ``parts`` as canonical JSON."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lookup(
+    key: str, kind: str, *, exists: Callable[[str], bool] | None = None
+) -> CacheEntry | None:
+    """The entry for ``key`` and count the hit, or None. ``exists`` checks
+    that its files are still in storage; an entry that lost a file is
+    dropped (a miss), so a removed output is computed again."""
+    entry = CacheEntry.objects.filter(fingerprint=key, kind=kind).first()
+    if entry is None:
+        return None
+    if exists is not None and not all(exists(name) for name in entry.files):
+        logger.info("cache entry %s lost a file; computing again", key[:12])
+        entry.delete()
+        return None
+    CacheEntry.objects.filter(pk=entry.pk).update(
+        hits=F("hits") + 1, last_hit_at=timezone.now()
+    )
+    return entry
+
+
+def store(
+    key: str,
+    kind: str,
+    *,
+    files: Iterable[str] = (),
+    result: dict[str, Any] | None = None,
+    model_key: str = "",
+    model_revision: str = "",
+    engine_version: str = "",
+    size: int = 0,
+    seconds: float = 0.0,
+) -> CacheEntry:
+    """Record an output; a second writer of the same key keeps the first."""
+    entry, _ = CacheEntry.objects.get_or_create(
+        fingerprint=key,
+        defaults={
+            "kind": kind,
+            "files": list(files),
+            "result": result or {},
+            "model_key": model_key,
+            "model_revision": model_revision,
+            "engine_version": engine_version,
+            "size": size,
+            "seconds": round(seconds, 3),
+        },
+    )
+    return entry
+
+
+def forget_files(names: Iterable[str]) -> int:
+    """Drop the entries that point at any of ``names`` (being deleted)."""
+    wanted = set(names)
+    doomed = [
+        entry.pk
+        for entry in CacheEntry.objects.all().only("pk", "files")
+        if wanted.intersection(entry.files)
+    ]
+    return CacheEntry.objects.filter(pk__in=doomed).delete()[0]
+
+
+def stale_entries() -> Any:
+    """Entries made by a model revision the registry no longer has."""
+    current = Q()
+    for key, revision in ModelSpec.objects.values_list("key", "revision"):
+        current |= Q(model_key=key, model_revision=revision)
+    return CacheEntry.objects.exclude(model_key="").exclude(current)
+
+
+def purge_stale() -> int:
+    return stale_entries().delete()[0]
+
+
+def statistics() -> list[dict[str, Any]]:
+    """Per kind: entries, hits, bytes, and the compute time hits saved."""
+    rows = (
+        CacheEntry.objects.values("kind")
+        .annotate(
+            entries=Count("id"),
+            total_hits=Sum("hits"),
+            total_size=Sum("size"),
+            saved=Sum(F("hits") * F("seconds")),
+        )
+        .order_by("kind")
+    )
+    return [
+        {
+            "kind": row["kind"],
+            "entries": row["entries"],
+            "hits": row["total_hits"] or 0,
+            "size": row["total_size"] or 0,
+            "seconds_saved": round(row["saved"] or 0.0, 1),
+        }
+        for row in rows
+    ]

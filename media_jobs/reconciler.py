@@ -1,0 +1,90 @@
+"""The periodic reconciler (Celery beat, ``media_jobs.reconcile``).
+
+Tasks are acknowledged late and redelivered when a worker dies, but some
+losses leave nothing to redeliver: a chord's counter gone with a Redis
+restart, a canvas lost between commit and send. A job on the farm whose row
+has not moved for ``STUDIO_STALE_JOB_S`` is sent again from where it stands
+(its finished stages and scenes are skipped, every task is safe to run
+twice), and failed after ``STUDIO_MAX_DELIVERIES`` such restarts. Waiting
+jobs are admitted, in case a slot freed without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import lifecycle, scheduler
+from .models import Job
+from .orchestration import send_canvas
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Reconciled:
+    admitted: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {
+            "admitted": self.admitted,
+            "resumed": self.resumed,
+            "failed": self.failed,
+        }
+
+
+def _stale_jobs() -> list[int]:
+    cutoff = timezone.now() - lifecycle.stale_after()
+    return list(
+        Job.objects.filter(
+            status__in=Job.ACTIVE_STATUSES,
+            dispatched_at__isnull=False,
+            updated_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+
+
+def _resume_or_fail(job_id: int, outcome: Reconciled) -> None:
+    cutoff = timezone.now() - lifecycle.stale_after()
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status__in=Job.ACTIVE_STATUSES, updated_at__lt=cutoff)
+            .first()
+        )
+        if job is None:  # it moved meanwhile
+            return
+        resumes = int(job.params.get("resumes", 0))
+        if resumes >= settings.STUDIO_MAX_DELIVERIES:
+            give_up = True
+        else:
+            give_up = False
+            job.params = {**job.params, "resumes": resumes + 1}
+            job.save(update_fields=["params", "updated_at"])
+            spec = scheduler.kind_spec(job.kind)
+            canvas = spec.build(job)
+            transaction.on_commit(lambda: send_canvas(job_id, canvas, spec.on_error))
+    if give_up:
+        if lifecycle.fail(
+            job_id,
+            "the job stopped making progress and was given up after"
+            f" {resumes} restarts",
+        ):
+            outcome.failed.append(job_id)
+    else:
+        logger.warning("job %s stopped making progress; sent again", job_id)
+        outcome.resumed.append(job_id)
+
+
+def reconcile() -> Reconciled:
+    outcome = Reconciled()
+    for job_id in _stale_jobs():
+        _resume_or_fail(job_id, outcome)
+    outcome.admitted = scheduler.admit()
+    return outcome

@@ -1,0 +1,47 @@
+"""Queues by capability: a task's queue from its model's GPU memory, and the
+queues a worker of a given size serves."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from media_jobs.queues import NoQueueForModel, queue_for_vram, queues_for_worker
+
+
+@pytest.mark.parametrize(
+    ("vram", "queue"),
+    [(0, "cpu"), (4, "gpu-8"), (8, "gpu-8"), (8.5, "gpu-16"), (20, "gpu-24"),
+     (40, "gpu-48")],
+)  # fmt: skip
+def test_a_model_goes_to_the_smallest_gpu_class_that_holds_it(vram, queue):
+    assert queue_for_vram(vram) == queue
+
+
+def test_a_model_bigger_than_every_gpu_class_is_refused():
+    with pytest.raises(NoQueueForModel, match="80 GB"):
+        queue_for_vram(80)
+
+
+def test_a_worker_serves_every_class_up_to_its_memory():
+    assert queues_for_worker(24) == ["cpu", "io", "gpu-8", "gpu-16", "gpu-24"]
+    assert queues_for_worker(0) == ["cpu", "io"]
+    assert queues_for_worker(16, cpu=False) == ["gpu-8", "gpu-16"]
+    with pytest.raises(ValueError):
+        queues_for_worker(4, cpu=False)
+
+
+def test_the_worker_command_prints_its_queues(capsys, monkeypatch):
+    call_command("worker", "--vram", "24", "--print-queues")
+    assert capsys.readouterr().out.strip() == "cpu,io,gpu-8,gpu-16,gpu-24"
+    monkeypatch.setenv("STUDIO_WORKER_VRAM", "48")
+    call_command("worker", "--gpu-only", "--print-queues")
+    assert capsys.readouterr().out.strip() == "gpu-8,gpu-16,gpu-24,gpu-48"
+
+
+def test_the_worker_command_rejects_a_bad_memory_size(monkeypatch):
+    monkeypatch.setenv("STUDIO_WORKER_VRAM", "lots")
+    with pytest.raises(CommandError, match="not a number"):
+        call_command("worker", "--print-queues")
+    with pytest.raises(CommandError, match="needs a GPU"):
+        call_command("worker", "--gpu-only", "--vram", "4", "--print-queues")

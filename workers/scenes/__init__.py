@@ -1,0 +1,61 @@
+"""Scene engines: what makes one scene's source (a still to move, or a clip).
+
+An engine takes a ``SceneRequest`` (paths and plain parameters) and returns a
+``SceneOutput``. The farm runs one engine call per scene task, on the queue
+its model's GPU memory picks; the renderer then joins the scenes. Model-backed
+engines (image and video generators) add themselves here; ``photo`` is the
+one that needs no model: the uploaded photo is the scene's source.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+ProgressFn = Callable[[float, str], None]
+
+
+class SceneStopped(Exception):
+    """The engine saw its stop event (the job was cancelled)."""
+
+
+@dataclass(frozen=True)
+class SceneRequest:
+    index: int
+    image: Path  # the character/reference photo of the scene
+    out_dir: Path  # an empty folder for the engine's files
+    width: int  # the video's frame size and rate
+    height: int
+    fps: int
+    frames: int
+    move: str
+    focus: tuple[float, float] = (0.5, 0.5)  # where zooms close in
+    seed: int = 0
+    prompt: str = ""
+    on_progress: ProgressFn | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        if self.stop.is_set():
+            raise SceneStopped(f"scene {self.index} was stopped")
+        if self.on_progress is not None:
+            self.on_progress(fraction, message)
+
+
+@dataclass(frozen=True)
+class SceneOutput:
+    """What the engine made. ``clip`` None: the renderer moves the photo
+    itself (nothing to store). ``preview``: a small JPEG for the job page."""
+
+    preview: Path | None
+    clip: Path | None = None
+
+
+class SceneEngine(Protocol):
+    name: str
+    version: str  # part of every fingerprint: bump it when the output changes
+
+    def render(self, request: SceneRequest) -> SceneOutput: ...
