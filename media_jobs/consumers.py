@@ -17,8 +17,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .access import find_job_for_user
 from .models import group_name
-from .progress import ProgressPayload, payload_for
-from .views import render_progress_html
+from .progress import ProgressPayload, ScenePayload, payload_for
+from .views import render_progress_html, render_scene_html
 
 # Application close codes (4000–4999): the HTTP status they stand for, + 4000.
 CLOSE_UNAUTHENTICATED = 4401
@@ -70,6 +70,13 @@ class JobProgressConsumer(AsyncWebsocketConsumer):
     async def job_progress(self, event: ProgressPayload) -> None:
         """Handler of ``job.progress`` group messages sent by ``progress.publish``."""
         await self._send_payload(event)
+
+    async def job_scene(self, event: ScenePayload) -> None:
+        """Handler of ``job.scene`` messages (``progress.publish_scene``)."""
+        if self.as_json:
+            await self.send(text_data=json.dumps(dict(event)))
+        else:
+            await self.send(text_data=render_scene_html(event))
 
     async def _send_payload(self, payload: ProgressPayload) -> None:
         if self.as_json:

@@ -26,7 +26,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from media_jobs.api import JobSerializer
+from media_jobs.api import PRIORITY_NAMES, ErrorSerializer, JobSerializer
 
 from .access import assets_for_user, projects_for_user, renders_for_user
 from .analysis import analysis_svg, find_analysis
@@ -129,6 +129,16 @@ class RenderRequestSerializer(serializers.Serializer):
     format = OutputFormatField(required=False)
     duration = serializers.FloatField(min_value=2.0, max_value=3600.0, required=False)
     style = serializers.ChoiceField(choices=STYLE_CHOICES, required=False)
+    model = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="Key of an enabled model of the registry (default: photo).",
+    )
+    priority = serializers.ChoiceField(
+        choices=list(PRIORITY_NAMES.values()),
+        required=False,
+        help_text="Which waiting render the farm starts first (default: normal).",
+    )
 
 
 class RenderSerializer(serializers.ModelSerializer):
@@ -162,10 +172,6 @@ class RenderSerializer(serializers.ModelSerializer):
         if not render.thumbnail:
             return None
         return reverse("api:render-thumbnail", args=[render.pk])
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
 
 
 class UploadErrorSerializer(serializers.Serializer):
@@ -288,8 +294,12 @@ class ProjectViewSet(viewsets.ModelViewSet):
         project = self.get_object()
         overrides = RenderRequestSerializer(data=request.data)
         overrides.is_valid(raise_exception=True)
+        options = dict(overrides.validated_data)
+        names = {name: value for value, name in PRIORITY_NAMES.items()}
+        priority = names[options.pop("priority", "normal")]
         try:
-            job = start_render(project, **overrides.validated_data)
+            # An unknown or disabled model is a RenderNotReady naming it.
+            job = start_render(project, priority=priority, **options)
         except RenderInProgress as exc:
             return Response(
                 JobSerializer(exc.job).data, status=status.HTTP_409_CONFLICT

@@ -11,7 +11,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from media_jobs.api import JobViewSet
+from media_jobs.metrics import metrics_view
+from media_jobs.webhook_api import WebhookViewSet
 from projects.api import AssetViewSet, ProjectViewSet, RenderViewSet
+from projects.batch_api import BatchViewSet
 
 from . import accounts
 
@@ -22,6 +25,8 @@ router.register("projects", ProjectViewSet, basename="project")
 router.register("assets", AssetViewSet, basename="asset")
 router.register("jobs", JobViewSet, basename="job")
 router.register("renders", RenderViewSet, basename="render")
+router.register("batches", BatchViewSet, basename="batch")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 api_patterns = [
     path("token/", accounts.obtain_auth_token, name="token"),
@@ -59,6 +64,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="projects:list", permanent=False)),
     path("accounts/", include(account_patterns)),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/", include((api_patterns, "api"))),
     path("jobs/", include("media_jobs.urls")),
     path("", include("projects.urls")),

@@ -105,14 +105,23 @@ async def test_live_progress_reaches_100_percent_over_the_websocket(
     first = await communicator.receive_json_from(timeout=5)
     assert first["status"] == "queued"
 
-    await sync_to_async(lambda: render_canvas(job.pk).apply_async())()
-    seen = []
+    await sync_to_async(lambda: render_canvas(job).apply_async())()
+    seen, scenes = [], []
     while True:
         message = await communicator.receive_json_from(timeout=120)
+        if message["type"] == "job.scene":
+            scenes.append(message)
+            continue
         seen.append(message)
         if message["status"] in ("succeeded", "failed"):
             break
     await communicator.disconnect()
+
+    # Each scene announced itself as it finished, with its preview and worker.
+    planned = await sync_to_async(Scene.objects.filter(job=job).count)()
+    finished = {m["index"]: m for m in scenes if m["status"] == "done"}
+    assert sorted(finished) == list(range(planned))
+    assert all(m["has_thumbnail"] and m["worker"] for m in finished.values())
 
     assert seen[-1]["status"] == "succeeded", seen[-1]
     assert seen[-1]["progress"] == 1.0
