@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.apps import apps
+from django.core.files.storage import default_storage
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -97,7 +99,35 @@ def stale_entries() -> Any:
 
 
 def purge_stale() -> int:
-    return stale_entries().delete()[0]
+    """Drop the stale entries and their files; the number of entries dropped.
+
+    Content-addressed files can be shared: one a scene still shows (its
+    ``thumbnail`` or ``clip``) or another entry lists is kept."""
+    doomed = list(stale_entries().only("pk", "files"))
+    if not doomed:
+        return 0
+    removed = CacheEntry.objects.filter(pk__in=[e.pk for e in doomed]).delete()[0]
+    names = {name for entry in doomed for name in entry.files if name}
+    if not names:
+        return removed
+    Scene = apps.get_model("projects", "Scene")  # media_jobs does not import it
+    kept = set(
+        Scene.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True)
+    )
+    kept |= set(Scene.objects.filter(clip__in=names).values_list("clip", flat=True))
+    kept |= {
+        name
+        for entry in CacheEntry.objects.only("files")
+        for name in entry.files
+        if name in names
+    }
+    for name in sorted(names - kept):
+        try:
+            if default_storage.exists(name):
+                default_storage.delete(name)
+        except OSError:
+            logger.warning("could not delete %s of a stale entry", name, exc_info=True)
+    return removed
 
 
 def statistics() -> list[dict[str, Any]]:

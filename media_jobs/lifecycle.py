@@ -5,6 +5,7 @@ failure reported by two paths at once, changes the job exactly once."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from . import records
 from .models import Job, RunStatus
-from .progress import change_and_publish, publish
+from .progress import change_and_publish
 from .signals import job_state_changed
 
 logger = logging.getLogger(__name__)
@@ -27,22 +28,31 @@ def _announce(job_id: int, status: str) -> None:
     )
 
 
-def _changed(job_id: int, from_statuses: Any, changes: dict[str, Any]) -> bool:
-    changed = change_and_publish(job_id, from_statuses, changes)
+def _changed(
+    job_id: int,
+    from_statuses: Any,
+    changes: dict[str, Any],
+    also: Callable[[], None] | None = None,
+) -> bool:
+    changed = change_and_publish(job_id, from_statuses, changes, also=also)
     if changed:
         _announce(job_id, changes["status"])
     return changed
 
 
-def _publish_current(job_id: int) -> None:
-    job = Job.objects.filter(pk=job_id).first()
-    if job is not None:
-        publish(job)
-
-
 def claim(job_id: int) -> bool:
     """Move a queued job to running; False if someone else already did (or
-    the job is not queued: cancelled before its first task started)."""
+    the job is not queued: cancelled before its first task started).
+
+    A retried job waits for the scheduler to send it again: a task left over
+    from its earlier attempt must not start it meanwhile (that task would
+    run outside the limits, and the scheduler would never send the retry).
+    """
+    waiting_retry = Job.objects.filter(
+        pk=job_id, attempts__gt=1, dispatched_at=None
+    ).exists()
+    if waiting_retry:
+        return False
     changes: dict[str, object] = {
         "status": Job.Status.RUNNING,
         "started_at": timezone.now(),
@@ -61,8 +71,16 @@ def succeed(job_id: int, message: str = "finished") -> bool:
     return _changed(job_id, [Job.Status.RUNNING], changes)
 
 
-def fail(job_id: int, error: str) -> bool:
-    """Mark the job failed with a reason for the user; True only the first time."""
+def fail(job_id: int, error: str, attempt: int | None = None) -> bool:
+    """Mark the job failed with a reason for the user; True only the first
+    time. ``attempt``: the attempt the failure belongs to (an error callback
+    of an earlier attempt's canvas must not fail its retry)."""
+    if (
+        attempt is not None
+        and not Job.objects.filter(pk=job_id, attempts=attempt).exists()
+    ):
+        logger.info("job %s: a failure of attempt %s came late", job_id, attempt)
+        return False
     changes = {
         "status": Job.Status.FAILED,
         "stage": "failed",
@@ -70,10 +88,13 @@ def fail(job_id: int, error: str) -> bool:
         "error": error[:4000],
         "finished_at": timezone.now(),
     }
-    failed = _changed(job_id, Job.ACTIVE_STATUSES, changes)
+    failed = _changed(
+        job_id,
+        Job.ACTIVE_STATUSES,
+        changes,
+        also=lambda: records.end_job_stages(job_id, RunStatus.FAILED),
+    )
     if failed:
-        records.end_job_stages(job_id, RunStatus.FAILED)
-        _publish_current(job_id)  # the stages' new states
         logger.info("job %s failed: %s", job_id, error)
     return failed
 
@@ -87,11 +108,12 @@ def cancel(job_id: int, reason: str = "cancelled by its owner") -> bool:
         "message": reason[:500],
         "finished_at": timezone.now(),
     }
-    cancelled = _changed(job_id, Job.ACTIVE_STATUSES, changes)
-    if cancelled:
-        records.end_job_stages(job_id, RunStatus.CANCELLED)
-        _publish_current(job_id)  # the stages' new states
-    return cancelled
+    return _changed(
+        job_id,
+        Job.ACTIVE_STATUSES,
+        changes,
+        also=lambda: records.end_job_stages(job_id, RunStatus.CANCELLED),
+    )
 
 
 def requeue(job_id: int) -> bool:
@@ -113,6 +135,8 @@ def requeue(job_id: int) -> bool:
             "finished_at": None,
             "dispatched_at": None,
             "attempts": job.attempts + 1,
+            # A retry gets the reconciler's full budget of restarts again.
+            "params": {k: v for k, v in job.params.items() if k != "resumes"},
         }
         records.reopen_stages(job_id)
         return _changed(job_id, [job.status], changes)
@@ -157,9 +181,20 @@ def finish_stage(
 
 
 def stale_after() -> timedelta:
-    # No stage of a live job goes longer than one task's hard limit without
-    # writing progress to its row.
+    # No running task goes longer than its hard limit without a heartbeat.
     return timedelta(seconds=settings.STUDIO_STALE_JOB_S)
+
+
+def is_stale(job: Job) -> bool:
+    """True when nothing of the job has moved for longer than it could
+    legitimately stand still: a running task beats at least once per hard
+    time limit; a task waiting behind a busy queue may wait much longer
+    (``STUDIO_STALE_QUEUED_S``). A job waiting for a slot is never stale."""
+    if job.status not in Job.ACTIVE_STATUSES or job.dispatched_at is None:
+        return False
+    moved, waiting = records.last_activity(job)
+    limit = settings.STUDIO_STALE_QUEUED_S if waiting else settings.STUDIO_STALE_JOB_S
+    return timezone.now() - moved > timedelta(seconds=limit)
 
 
 def live_jobs(jobs: QuerySet[Job]) -> list[Job]:
@@ -169,8 +204,7 @@ def live_jobs(jobs: QuerySet[Job]) -> list[Job]:
     slot is not stale: nothing of it runs yet."""
     live = []
     for job in jobs.filter(status__in=Job.ACTIVE_STATUSES).order_by("created_at"):
-        waiting = job.status == Job.Status.QUEUED and job.dispatched_at is None
-        if not waiting and timezone.now() - job.updated_at > stale_after():
+        if is_stale(job):
             fail(job.pk, "the job stopped reporting progress and was given up")
         else:
             live.append(job)

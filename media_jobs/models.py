@@ -187,6 +187,8 @@ class TaskRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="Run time.")
     error = models.TextField(blank=True)
+    # Moved by every start, progress report and end: the task's heartbeat.
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["job", "scene_index", "id"]

@@ -20,17 +20,33 @@ from .models import Job
 logger = logging.getLogger(__name__)
 
 
+# This process, for jobs run in its threads without a broker (the embedded
+# default): a later process can tell that their thread is gone.
+PROCESS_ID = uuid()
+
+
+def error_callback(on_error: str, job_id: int, attempt: int | None) -> Signature:
+    """``on_error(request, exc, traceback, job_id, attempt)``: the attempt lets
+    a late failure of an earlier attempt's canvas leave its retry alone."""
+    return signature(on_error, args=(job_id, attempt), immutable=False)
+
+
 def pipeline(
-    job_id: int, stages: Sequence[str], on_error: str, *, priority: int | None = None
+    job_id: int,
+    stages: Sequence[str],
+    on_error: str,
+    *,
+    priority: int | None = None,
+    attempt: int | None = None,
 ) -> Signature:
     """Stage tasks run one after another, each taking only the job id; any
-    failure calls ``on_error(request, exc, traceback, job_id)`` once."""
+    failure calls ``on_error(request, exc, traceback, job_id, attempt)`` once."""
     steps = [
         signature(name, args=(job_id,), immutable=True, priority=priority)
         for name in stages
     ]
     canvas = chain(*steps) if len(steps) > 1 else steps[0]
-    canvas.link_error(signature(on_error, args=(job_id,), immutable=False))
+    canvas.link_error(error_callback(on_error, job_id, attempt))
     return canvas
 
 
@@ -123,6 +139,10 @@ def send_canvas(job_id: int, canvas: Signature, on_error: str) -> None:
     thread for web requests, so the page returns at once and follows progress.
     """
     if settings.CELERY_TASK_ALWAYS_EAGER:
+        job = Job.objects.filter(pk=job_id).first()
+        if job is not None:  # whose thread runs it (scheduler._fail_orphans)
+            job.params = {**job.params, "runner": PROCESS_ID}
+            job.save(update_fields=["params"])
         if settings.STUDIO_RUN_TASKS_IN_THREAD:
             _run_in_thread(job_id, canvas, on_error)
         else:
@@ -141,7 +161,8 @@ def run_inline(job_id: int, canvas: Signature, on_error: str) -> bool:
         canvas.apply()
     except Exception as exc:
         logger.debug("job %s raised", job_id, exc_info=True)
-        signature(on_error, args=(job_id,))(None, exc, None)
+        attempt = Job.objects.filter(pk=job_id).values_list("attempts", flat=True)
+        error_callback(on_error, job_id, attempt.first())(None, exc, None)
         fail(job_id, describe_error(exc))
     job = Job.objects.get(pk=job_id)
     return job.status == Job.Status.SUCCEEDED

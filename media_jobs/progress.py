@@ -180,10 +180,16 @@ def publish_scene(payload: ScenePayload) -> None:
 
 
 def change_and_publish(
-    job_id: int, from_statuses: Iterable[str], changes: dict[str, Any]
+    job_id: int,
+    from_statuses: Iterable[str],
+    changes: dict[str, Any],
+    *,
+    also: Callable[[], None] | None = None,
 ) -> bool:
     """Apply ``changes`` to the job if its status is one of ``from_statuses``;
-    True if this call made the change.
+    True if this call made the change. ``also`` runs after the change and
+    before the state is sent (the stages that end with the job), so the
+    message shows both.
 
     The row is locked from the check until the state is sent, so reporters
     running in parallel (scene tasks on several workers) send their states in
@@ -203,6 +209,8 @@ def change_and_publish(
         for field, value in changes.items():
             setattr(job, field, value)
         job.save(update_fields=[*changes, "updated_at"])
+        if also is not None:
+            also()
         publish(job)
     return True
 

@@ -5,6 +5,12 @@ Queues are by capability: ``cpu``, ``io``, and one GPU queue per memory class
 V GB of GPU memory goes to the smallest class that holds it, and a worker
 with M GB serves every class up to M, so a 24 GB card also takes 8 and 16 GB
 work when nothing bigger is waiting.
+
+Kombu's Redis transport polls a worker's queues in the order they are listed
+(within each priority step), so that order is the worker's preference: its
+own GPU class first, then the smaller classes down to the smallest, then
+``cpu`` and ``io`` last. A big card thus takes the work only it can do before
+work a smaller card or a CPU host could do as well.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ def queue_for_vram(vram_gb: float) -> str:
 
 
 def queues_for_worker(vram_gb: float, *, cpu: bool = True) -> list[str]:
-    """Every queue a worker with ``vram_gb`` of GPU memory can serve."""
-    queues = [CPU_QUEUE, IO_QUEUE] if cpu else []
-    queues += [name for name, size in gpu_queues().items() if size <= vram_gb]
+    """Every queue a worker with ``vram_gb`` of GPU memory can serve, in the
+    order it prefers them: GPU classes largest first, then ``cpu``, ``io``."""
+    queues = [name for name, size in reversed(gpu_queues().items()) if size <= vram_gb]
+    if cpu:
+        queues += [CPU_QUEUE, IO_QUEUE]
     if not queues:
         raise ValueError("a worker without the CPU queues needs a GPU (--vram)")
     return queues

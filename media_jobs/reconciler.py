@@ -40,25 +40,25 @@ class Reconciled:
 
 
 def _stale_jobs() -> list[int]:
+    # A cheap first cut (the job row has not moved for the shorter deadline),
+    # then the full test, which looks at the job's tasks' heartbeats.
     cutoff = timezone.now() - lifecycle.stale_after()
-    return list(
-        Job.objects.filter(
-            status__in=Job.ACTIVE_STATUSES,
-            dispatched_at__isnull=False,
-            updated_at__lt=cutoff,
-        ).values_list("pk", flat=True)
+    candidates = Job.objects.filter(
+        status__in=Job.ACTIVE_STATUSES,
+        dispatched_at__isnull=False,
+        updated_at__lt=cutoff,
     )
+    return [job.pk for job in candidates if lifecycle.is_stale(job)]
 
 
 def _resume_or_fail(job_id: int, outcome: Reconciled) -> None:
-    cutoff = timezone.now() - lifecycle.stale_after()
     with transaction.atomic():
         job = (
             Job.objects.select_for_update()
-            .filter(pk=job_id, status__in=Job.ACTIVE_STATUSES, updated_at__lt=cutoff)
+            .filter(pk=job_id, status__in=Job.ACTIVE_STATUSES)
             .first()
         )
-        if job is None:  # it moved meanwhile
+        if job is None or not lifecycle.is_stale(job):  # it moved meanwhile
             return
         resumes = int(job.params.get("resumes", 0))
         if resumes >= settings.STUDIO_MAX_DELIVERIES:
@@ -85,6 +85,11 @@ def _resume_or_fail(job_id: int, outcome: Reconciled) -> None:
 def reconcile() -> Reconciled:
     outcome = Reconciled()
     for job_id in _stale_jobs():
-        _resume_or_fail(job_id, outcome)
+        try:
+            _resume_or_fail(job_id, outcome)
+        except Exception as exc:  # one job's trouble must not stop the others
+            logger.exception("reconciling job %s failed", job_id)
+            if lifecycle.fail(job_id, lifecycle.describe_error(exc)):
+                outcome.failed.append(job_id)
     outcome.admitted = scheduler.admit()
     return outcome

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from .models import Job, JobStage, RunStatus, TaskRun
@@ -89,7 +89,7 @@ def end_job_stages(job_id: int, status: str) -> None:
     ).update(status=status, finished_at=now)
     TaskRun.objects.filter(
         job_id=job_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-    ).update(status=status, finished_at=now)
+    ).update(status=status, finished_at=now, updated_at=now)
 
 
 def reopen_stages(job_id: int) -> None:
@@ -130,6 +130,7 @@ def task_started(
         run.pid = os.getpid()
         run.model_key = model_key
         run.started_at = timezone.now()
+        run.updated_at = run.started_at
         run.finished_at = None
         run.error = ""
         run.save()
@@ -148,7 +149,7 @@ def task_progress(job_id: int, key: str, fraction: float) -> bool:
     if not Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists():
         return False
     TaskRun.objects.filter(job_id=job_id, key=key).update(
-        progress=min(max(fraction, 0.0), 1.0)
+        progress=min(max(fraction, 0.0), 1.0), updated_at=timezone.now()
     )
     return True
 
@@ -171,6 +172,7 @@ def task_finished(
         cached=cached,
         error=error[:4000],
         finished_at=now,
+        updated_at=now,
         seconds=seconds,
         progress=1.0 if status == RunStatus.DONE else F("progress"),
     )
@@ -193,6 +195,7 @@ def tasks_queued(job_id: int, entries: list[dict[str, Any]]) -> None:
             "model_key": entry.get("model_key", ""),
             "status": RunStatus.PENDING,
             "queued_at": now,
+            "updated_at": now,
         }
         run, created = TaskRun.objects.get_or_create(
             job_id=job_id, key=entry["key"], defaults=fields
@@ -202,3 +205,13 @@ def tasks_queued(job_id: int, entries: list[dict[str, Any]]) -> None:
         if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
             fields.update(deliveries=0, error="")
         TaskRun.objects.filter(pk=run.pk).update(**fields)
+
+
+def last_activity(job: Job) -> tuple[Any, bool]:
+    """When the job or any of its tasks last moved, and whether a task of it
+    is still waiting in a queue."""
+    runs = TaskRun.objects.filter(job=job)
+    latest = runs.aggregate(latest=Max("updated_at"))["latest"]
+    waiting = runs.filter(status=RunStatus.PENDING).exists()
+    moved = max(job.updated_at, latest) if latest else job.updated_at
+    return moved, waiting

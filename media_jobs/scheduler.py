@@ -22,14 +22,16 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from celery.canvas import Signature
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from . import lifecycle
 from .models import Job
-from .orchestration import send_canvas
+from .orchestration import PROCESS_ID, send_canvas
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +106,43 @@ def _choose(waiting: list[Job], on_farm: list[Job]) -> list[Job]:
     return chosen
 
 
+def _fail_orphans() -> None:
+    """Without a broker, jobs run in threads of this process: an active job
+    that another (earlier) process was running lost its thread when that
+    process ended, and would hold its owner's slots for ever."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    for job in Job.objects.filter(
+        status__in=Job.ACTIVE_STATUSES, dispatched_at__isnull=False
+    ).exclude(params__runner=PROCESS_ID):
+        if "runner" in job.params:
+            lifecycle.fail(job.pk, "the studio restarted while this job ran")
+
+
+def _dispatch(job: Job, now: Any) -> bool:
+    """Mark ``job`` sent and send its canvas after commit; False when its
+    canvas cannot be made (its model was disabled or removed meanwhile): the
+    job is failed with the reason rather than blocking every later job."""
+    spec = kind_spec(job.kind)
+    try:
+        with transaction.atomic():
+            if not Job.objects.filter(pk=job.pk, dispatched_at=None).update(
+                dispatched_at=now
+            ):
+                return False  # another admission sent it
+            canvas = spec.build(job)
+    except Exception as exc:
+        logger.warning("job %s cannot start", job.pk, exc_info=True)
+        reason = lifecycle.describe_error(exc)
+        transaction.on_commit(lambda: lifecycle.fail(job.pk, reason))
+        return False
+    transaction.on_commit(lambda: send_canvas(job.pk, canvas, spec.on_error))
+    return True
+
+
 def admit() -> list[int]:
     """Start the jobs that may start now; their ids."""
+    _fail_orphans()
     with transaction.atomic():
         _lock()
         waiting = list(
@@ -122,20 +159,12 @@ def admit() -> list[int]:
         )
         chosen = _choose(waiting, on_farm)
         now = timezone.now()
-        for job in chosen:
-            spec = kind_spec(job.kind)
-            Job.objects.filter(pk=job.pk).update(dispatched_at=now)
-            canvas = spec.build(job)
-            transaction.on_commit(
-                lambda job=job, canvas=canvas, spec=spec: send_canvas(
-                    job.pk, canvas, spec.on_error
-                )
-            )
+        sent = [job for job in chosen if _dispatch(job, now)]
         left = [job.pk for job in waiting if job not in chosen]
         if left:
             Job.objects.filter(pk__in=left, message="").update(
                 message="waiting for a free slot on the farm"
             )
-    if chosen:
-        logger.info("admitted jobs %s", [job.pk for job in chosen])
-    return [job.pk for job in chosen]
+    if sent:
+        logger.info("admitted jobs %s", [job.pk for job in sent])
+    return [job.pk for job in sent]

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .models import Webhook, WebhookDelivery
-from .webhooks import EVENTS, is_allowed_url
+from .webhooks import EVENTS, TargetRefused, check_target, is_allowed_url
 
 RECENT_DELIVERIES = 50
 
@@ -43,6 +43,14 @@ class WebhookSerializer(serializers.ModelSerializer):
     def validate_url(self, url: str) -> str:
         if not is_allowed_url(url):
             raise serializers.ValidationError("Only http and https URLs are allowed.")
+        # No internal targets (SSRF) unless STUDIO_WEBHOOK_ALLOW_PRIVATE: a
+        # literal address or a name that resolves to one is refused here; a
+        # name that does not resolve is accepted, and every delivery checks
+        # the target again, after resolving it (what it resolves to changes).
+        try:
+            check_target(url, unresolved_ok=True)
+        except TargetRefused as exc:
+            raise serializers.ValidationError(f"Webhook {exc}.") from None
         return url
 
     def validate_events(self, events: list[str]) -> list[str]:

@@ -14,16 +14,32 @@ What a receiver checks (``verify`` does all of it)::
 and that the timestamp is recent, so a captured request cannot be replayed
 later.
 
+Targets: only http and https, and by default only public addresses. A
+webhook to a loopback, private, link-local (cloud metadata 169.254.169.254),
+unique-local, multicast or unspecified address is refused by the API and,
+after resolving the host name, at every delivery; an administrator who wants
+LAN targets (n8n on the LAN) sets ``STUDIO_WEBHOOK_ALLOW_PRIVATE``.
+
+Without a broker (``CELERY_TASK_ALWAYS_EAGER``, the embedded default) each
+delivery runs in a daemon thread of its own, which waits out the real backoff
+between attempts, so the state change that made it (a web request, a render
+thread) never waits on a receiver. Such a thread dies with the process: a
+delivery it had not finished stays pending.
+
 Settings read (all optional): ``STUDIO_WEBHOOK_TIMEOUT_S`` (10),
-``STUDIO_WEBHOOK_BACKOFF_S`` (5), ``STUDIO_WEBHOOK_MAX_ATTEMPTS`` (6).
+``STUDIO_WEBHOOK_BACKOFF_S`` (5), ``STUDIO_WEBHOOK_MAX_ATTEMPTS`` (6),
+``STUDIO_WEBHOOK_ALLOW_PRIVATE`` (False).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +49,7 @@ import requests
 from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -58,6 +74,10 @@ MAX_BACKOFF_S = 600
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
 # How much of a refusing receiver's body is kept on the row, for its owner.
 _ERROR_BODY_CHARS = 300
+ALLOW_PRIVATE_HINT = (
+    "an administrator can allow LAN targets (e.g. n8n on the LAN) "
+    "with STUDIO_WEBHOOK_ALLOW_PRIVATE=1"
+)
 
 
 def event_for(status: str) -> str:
@@ -130,12 +150,105 @@ def backoff_seconds(attempt: int) -> int:
     return int(min(MAX_BACKOFF_S, base * 2 ** max(0, attempt - 1)))
 
 
+def allow_private() -> bool:
+    value = getattr(settings, "STUDIO_WEBHOOK_ALLOW_PRIVATE", False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def is_allowed_url(url: str) -> bool:
-    # Only the scheme is checked. Private and loopback addresses are allowed
-    # on purpose: a self-hosted studio delivers to n8n on its own LAN, and
-    # the people who can add a webhook are the studio's own users.
+    """Whether the scheme is http or https and there is a host (addresses
+    are checked by ``check_target``)."""
     parts = urlsplit(url)
     return parts.scheme.lower() in ALLOWED_SCHEMES and bool(parts.hostname)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is a public unicast one: not loopback, private,
+    link-local (169.254.169.254, the cloud metadata service, is one),
+    unique-local, shared (100.64/10), documentation, reserved, multicast or
+    unspecified, nor an IPv6 form of such an IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
+    return ip.is_global and not (
+        ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_private
+        or ip.is_reserved
+    )
+
+
+class TargetRefused(Exception):
+    """The URL is never to be posted to (its scheme, a non-public address)."""
+
+
+class TargetUnresolved(Exception):
+    """The host name does not resolve now: retried like a network error."""
+
+
+def _refusal(host: str, address: str) -> TargetRefused:
+    where = host if host == address else f"{host} ({address})"
+    return TargetRefused(
+        f"refused: {where} is not a public address; {ALLOW_PRIVATE_HINT}"
+    )
+
+
+def resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_target(url: str, unresolved_ok: bool = False) -> None:
+    """Raise ``TargetRefused`` unless ``url`` is http(s) to a host whose every
+    address is public (or ``STUDIO_WEBHOOK_ALLOW_PRIVATE`` is on), and
+    ``TargetUnresolved`` when the host name does not resolve (nothing is
+    raised for that with ``unresolved_ok``: the API accepts a name that only
+    resolves where the deliveries run, which check it again)."""
+    parts = urlsplit(url)
+    if not is_allowed_url(url):
+        raise TargetRefused("refused: only http and https URLs")
+    if allow_private():
+        return
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        raise TargetRefused("refused: the port is not valid") from None
+    try:
+        literal = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if not is_public_address(host):
+            raise _refusal(host, host)
+        return
+    try:
+        addresses = resolve(host, port)
+    except UnicodeError:
+        raise TargetRefused(f"refused: {host!r} is not a valid host name") from None
+    except (socket.gaierror, socket.herror) as exc:
+        if unresolved_ok:
+            return
+        raise TargetUnresolved(
+            f"the host name {host!r} could not be resolved: {exc}"
+        ) from None
+    for address in addresses:
+        if not is_public_address(address):
+            raise _refusal(host, address)
 
 
 # --- the receiver ---------------------------------------------------------------------
@@ -197,7 +310,65 @@ def create_deliveries(job: Job, event: str) -> list[WebhookDelivery]:
     return deliveries
 
 
+# Eager deliveries running now; ``wait_for_deliveries`` joins them (tests).
+_delivery_threads: list[threading.Thread] = []
+_threads_lock = threading.Lock()
+# Waits out a retry's countdown in an eager delivery thread (tests replace it).
+_sleep = time.sleep
+
+
+def _deliver_in_background(delivery_id: int) -> None:
+    """An eager delivery, all its attempts, with the real backoff between
+    them, off the thread that changed the job's state."""
+    try:
+        _, countdown = attempt_delivery(delivery_id)
+        while countdown is not None:
+            _sleep(countdown)
+            _, countdown = attempt_delivery(delivery_id)
+    except Exception:
+        logger.exception("webhook delivery %s failed unexpectedly", delivery_id)
+    finally:
+        # This thread's own connection; nothing else would ever close it.
+        connection.close()
+
+
+def _start_thread(delivery_id: int) -> None:
+    thread = threading.Thread(
+        target=_deliver_in_background,
+        args=(delivery_id,),
+        name=f"webhook-delivery-{delivery_id}",
+        daemon=True,
+    )
+    with _threads_lock:
+        _delivery_threads[:] = [t for t in _delivery_threads if t.is_alive()]
+        thread.start()
+        _delivery_threads.append(thread)
+
+
+def wait_for_deliveries(timeout: float = 30) -> bool:
+    """Join the eager delivery threads; whether all ended within ``timeout``
+    seconds. For tests: the app itself never waits on a delivery."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _threads_lock:
+            running = [t for t in _delivery_threads if t.is_alive()]
+            _delivery_threads[:] = running
+        if not running:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def _send(delivery_id: int) -> None:
+    if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        # No broker: an eager task would run right here, in the caller's
+        # on_commit, for up to max_attempts × timeout (a minute); a thread
+        # lets the caller (a cancel request, a render) go on at once.
+        _start_thread(delivery_id)
+        return
     try:
         deliver_webhook.delay(delivery_id)
     except OperationalError:
@@ -238,8 +409,20 @@ class Outcome:
 def post(delivery: WebhookDelivery) -> Outcome:
     """One attempt: POST the signed payload, redirects not followed."""
     url = delivery.webhook.url
-    if not is_allowed_url(url):
-        return Outcome(False, False, error="refused: only http and https URLs")
+    # Checked at every attempt, after resolving the name: what the API
+    # checked at create may resolve elsewhere now. requests resolves the
+    # name again to connect, so a DNS server that answers a public address
+    # to us and a private one a moment later (DNS rebinding) still gets
+    # through; that needs an attacker's own name server and TTL-0 answers,
+    # and closing it would mean connecting to the checked address ourselves
+    # (TLS SNI and certificate checks against the name included). Redirects
+    # are not followed, so the answer cannot send us elsewhere.
+    try:
+        check_target(url)
+    except TargetRefused as exc:
+        return Outcome(False, False, error=str(exc))
+    except TargetUnresolved as exc:
+        return Outcome(False, True, error=str(exc))
     body = encode(delivery.payload)
     headers = signed_headers(delivery, body, int(time.time()))
     try:
@@ -306,10 +489,25 @@ def _start_attempt(delivery_id: int) -> WebhookDelivery | None:
 def deliver_webhook(self: Any, delivery_id: int) -> Any:
     """POST one delivery; returns its status. Safe to run twice: a row that
     is no longer pending is not sent again."""
+    status, countdown = attempt_delivery(delivery_id)
+    if countdown is None:
+        return status
+    if self.request.is_eager:
+        # Called eagerly (the app itself uses a thread when eager, see
+        # ``_send``): with CELERY_TASK_EAGER_PROPAGATES a raised Retry would
+        # reach the caller, so the Retry is returned and ``apply`` runs it at
+        # once, without waiting out the countdown; the row's attempts end it.
+        return self.retry(countdown=countdown, throw=False)
+    raise self.retry(countdown=countdown)
+
+
+def attempt_delivery(delivery_id: int) -> tuple[str, int | None]:
+    """One attempt of a pending delivery, recorded on its row: its status
+    and, when it is to be tried again, the seconds to wait first."""
     delivery = _start_attempt(delivery_id)
     if delivery is None:
         row = WebhookDelivery.objects.filter(pk=delivery_id).first()
-        return row.status if row else "missing"
+        return (row.status if row else "missing"), None
     outcome = post(delivery)
     pending = WebhookDelivery.objects.filter(
         pk=delivery_id, status=WebhookDelivery.Status.PENDING
@@ -321,7 +519,7 @@ def deliver_webhook(self: Any, delivery_id: int) -> Any:
             delivered_at=timezone.now(),
             error="",
         )
-        return WebhookDelivery.Status.DELIVERED
+        return WebhookDelivery.Status.DELIVERED, None
     attempt = delivery.attempts
     if outcome.retry and attempt < max_attempts():
         pending.update(response_code=outcome.response_code, error=outcome.error)
@@ -334,13 +532,7 @@ def deliver_webhook(self: Any, delivery_id: int) -> Any:
             countdown,
             extra={"delivery": delivery_id, "attempt": attempt, "countdown": countdown},
         )
-        if self.request.is_eager:
-            # Eager mode (the embedded default, unit tests): with
-            # CELERY_TASK_EAGER_PROPAGATES a raised Retry would reach the
-            # caller, so the Retry is returned and ``apply`` runs it at once,
-            # without waiting out the countdown; the row's attempts end it.
-            return self.retry(countdown=countdown, throw=False)
-        raise self.retry(countdown=countdown)
+        return WebhookDelivery.Status.PENDING, countdown
     pending.update(
         status=WebhookDelivery.Status.FAILED,
         response_code=outcome.response_code,
@@ -352,4 +544,4 @@ def deliver_webhook(self: Any, delivery_id: int) -> Any:
         attempt,
         outcome.error,
     )
-    return WebhookDelivery.Status.FAILED
+    return WebhookDelivery.Status.FAILED, None

@@ -48,7 +48,7 @@ def local_file(name: str) -> Iterator[Path]:
 
 
 def store_file(local: Path, name: str) -> str:
-    """Save ``local`` under exactly ``name``, all at once.
+    """Save ``local`` under exactly ``name``, all at once; the name.
 
     Names are content-addressed or job-scoped, so an existing file is the same
     file and is kept. Because a name that exists is trusted as complete, a
@@ -56,12 +56,20 @@ def store_file(local: Path, name: str) -> str:
     to a temporary name beside the target and renamed into place; object
     stores (S3) make an upload visible only once it is whole.
     """
+    return store_new_file(local, name)[0]
+
+
+def store_new_file(local: Path, name: str) -> tuple[str, bool]:
+    """``store_file``, and whether this call wrote the file (False: it was
+    already there, perhaps another job's output, and is not this caller's to
+    delete when what it goes with fails)."""
     if default_storage.exists(name):
-        return name
+        return name, False
     target = _path_on_volume(name)
     if target is None:
         with local.open("rb") as handle:
-            return default_storage.save(name, File(handle, name=Path(name).name))
+            saved = default_storage.save(name, File(handle, name=Path(name).name))
+        return saved, True
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, part_name = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".part"
@@ -75,7 +83,7 @@ def store_file(local: Path, name: str) -> str:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    return name
+    return name, True
 
 
 def delete_file(name: str) -> None:

@@ -16,8 +16,14 @@ from django.db import transaction
 
 from media_jobs import lifecycle, records, scheduler
 from media_jobs.models import Batch, Job
-from media_jobs.orchestration import Item, pipeline, run_inline, scatter
-from media_jobs.queues import celery_priority
+from media_jobs.orchestration import (
+    Item,
+    error_callback,
+    pipeline,
+    run_inline,
+    scatter,
+)
+from media_jobs.queues import CPU_QUEUE, celery_priority
 from workers.assembly.motion import MOVES
 
 from .models import Asset, Project, Scene
@@ -78,26 +84,46 @@ def scenes_canvas(job: Job, scenes: list[Scene]) -> Signature:
     )
 
 
+def _stage_runs_queued(job: Job, stages: list[tuple[str, str]]) -> None:
+    """Records of stage tasks sent, so a job whose next stage waits in a busy
+    queue is seen to be waiting, not stuck."""
+    records.tasks_queued(
+        job.pk,
+        [
+            {"key": stage, "stage": stage, "task_name": task, "queue": CPU_QUEUE}
+            for stage, task in stages
+        ],
+    )
+
+
 def render_canvas(job: Job) -> Signature:
     """The canvas of what ``job`` has left to do."""
     finished = job.params.get("stages_finished", [])
-    stages = [task for stage, task in RENDER_STAGE_TASKS if stage not in finished]
+    stages = [(st, task) for st, task in RENDER_STAGE_TASKS if st not in finished]
     if stages:
+        _stage_runs_queued(job, stages[:1])
         return pipeline(
             job.pk,
-            stages,
+            [task for _, task in stages],
             on_error=RENDER_ERROR_CALLBACK,
             priority=celery_priority(job.priority),
+            attempt=job.attempts,
         )
     scenes = Scene.objects.filter(job=job).exclude(status=Scene.Status.DONE)
     scenes.update(status=Scene.Status.PENDING, error="")
     canvas = scenes_canvas(job, list(scenes.order_by("index")))
-    canvas.link_error(signature(RENDER_ERROR_CALLBACK, args=(job.pk,)))
+    canvas.link_error(error_callback(RENDER_ERROR_CALLBACK, job.pk, job.attempts))
     return canvas
 
 
 def analysis_canvas(job: Job) -> Signature:
-    return pipeline(job.pk, ["projects.analyze_song"], on_error=ANALYSIS_ERROR_CALLBACK)
+    return pipeline(
+        job.pk,
+        ["projects.analyze_song"],
+        on_error=ANALYSIS_ERROR_CALLBACK,
+        priority=celery_priority(job.priority),
+        attempt=job.attempts,
+    )
 
 
 def register_job_kinds() -> None:
@@ -146,6 +172,17 @@ def _same_render_running(project: Project, params: dict[str, Any]) -> Job | None
     return None
 
 
+class PriorityNotAllowed(RenderNotReady):
+    """Urgent work jumps every queue of the farm: staff decide it."""
+
+
+def check_priority(project: Project, priority: int) -> None:
+    if priority > Job.Priority.HIGH and not project.owner.is_staff:
+        raise PriorityNotAllowed(
+            "urgent priority is for staff; ask an administrator, or use high"
+        )
+
+
 def create_render_job(
     project: Project,
     *,
@@ -154,6 +191,7 @@ def create_render_job(
     **overrides: Any,
 ) -> Job:
     check_ready(project)
+    check_priority(project, priority)
     job = Job.objects.create(
         owner=project.owner,
         project=project,

@@ -34,7 +34,7 @@ from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_ti
 from workers.scenes import SceneRequest, SceneStopped
 
 from .analysis import analyse_file, find_analysis
-from .files import delete_file, local_file, scratch_dir, store_file
+from .files import delete_file, local_file, scratch_dir, store_file, store_new_file
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .pipeline import scenes_canvas
 from .scene_engines import engine_for, model_spec
@@ -319,9 +319,12 @@ def _report_scene_progress(job_id: int) -> None:
     message = f"{done} of {total} scenes rendered"
     if cached:
         message += f" ({cached} from the cache)"
-    ProgressManager(job_id, "scenes").update(
-        done / total if total else 1.0, message, force=True
-    )
+    try:
+        ProgressManager(job_id, "scenes").update(
+            done / total if total else 1.0, message, force=True
+        )
+    except JobStopped:
+        pass  # cancelled or failed just after this scene finished: it is done
 
 
 def _publish_scene(scene_id: int) -> None:
@@ -369,6 +372,7 @@ def _make_scene(scene: Scene, fingerprint: str, stop: threading.Event) -> None:
     started = time.monotonic()
     base = f"scenes/{fingerprint[:2]}/{fingerprint}"
     stored: list[str] = []
+    created: list[str] = []  # what this call wrote: the rest may be shared
     key = f"scene-{scene.index}"
 
     def on_progress(fraction: float, message: str) -> None:
@@ -394,15 +398,22 @@ def _make_scene(scene: Scene, fingerprint: str, stop: threading.Event) -> None:
             stop=stop,
         )
         output = engine.render(request)
+
+        def keep(local: Path, name: str) -> None:
+            saved, new = store_new_file(local, name)
+            stored.append(saved)
+            if new:
+                created.append(saved)
+
         try:
             if output.preview is not None:
-                stored.append(store_file(output.preview, f"{base}/{SCENE_PREVIEW}"))
+                keep(output.preview, f"{base}/{SCENE_PREVIEW}")
             if output.clip is not None:
-                stored.append(
-                    store_file(output.clip, f"{base}/clip{output.clip.suffix}")
-                )
+                keep(output.clip, f"{base}/clip{output.clip.suffix}")
         except BaseException:
-            for name in stored:
+            # Content-addressed names: a file that was already there is
+            # another scene's or cache entry's as well, and stays.
+            for name in created:
                 delete_file(name)
             raise
     seconds = time.monotonic() - started
@@ -902,6 +913,12 @@ def assemble_render(self, job_id: int) -> int | None:
                 cached=entry is not None,
             )
         except Ignore:
+            # Cancelled or failed meanwhile, or another delivery saved first.
+            # Files this call rendered that no Render row of the job points
+            # at would be orphans (job-scoped names: nothing else uses them).
+            if entry is None and not Render.objects.filter(job_id=job_id).exists():
+                for name in files:
+                    delete_file(name)
             raise
         except BaseException:
             if entry is None:
@@ -957,18 +974,18 @@ def _failure_reason(exc: BaseException) -> str:
 
 
 @shared_task(name="projects.job_failed")
-def job_failed(request, exc, traceback, job_id: int) -> None:
+def job_failed(
+    request, exc, traceback, job_id: int, attempt: int | None = None
+) -> None:
     """Error callback of a one-task job: fail it once, say why."""
-    lifecycle.fail(job_id, _failure_reason(exc))
+    lifecycle.fail(job_id, _failure_reason(exc), attempt)
 
 
 @shared_task(name="projects.render_failed")
-def render_failed(request, exc, traceback, job_id: int) -> None:
+def render_failed(
+    request, exc, traceback, job_id: int, attempt: int | None = None
+) -> None:
     """Error callback of the whole render canvas: fail the job once, say why.
-    Scenes still pending or running end with it (their tasks stop at their
-    next progress report)."""
-    if lifecycle.fail(job_id, _failure_reason(exc)):
-        Scene.objects.filter(
-            job_id=job_id, status__in=[Scene.Status.PENDING, Scene.Status.RUNNING]
-        ).update(status=Scene.Status.CANCELLED)
-        Project.objects.filter(jobs__pk=job_id).update(status=Project.Status.FAILED)
+    Its scenes, project and outstanding tasks follow the job's new status in
+    ``projects.receivers``, as they do for a cancel."""
+    lifecycle.fail(job_id, _failure_reason(exc), attempt)

@@ -125,6 +125,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # The embedded default runs tasks in a thread beside the web request.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Renders run in threads beside the web requests here: take the write
+    # lock when a transaction begins, so a read-then-write transaction never
+    # fails to upgrade its lock while another thread writes.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -255,6 +259,8 @@ CELERY_BEAT_SCHEDULE = {
 # A job whose row has not moved for this long while its tasks should be
 # running is looked at by the reconciler.
 STUDIO_STALE_JOB_S = env_int("STUDIO_STALE_JOB_S", TASK_TIME_LIMIT + 60)
+# A task still waiting in its queue (behind other jobs' work) may wait longer.
+STUDIO_STALE_QUEUED_S = env_int("STUDIO_STALE_QUEUED_S", 6 * 3600)
 # A task a worker lost (killed, out of memory) is redelivered; after this
 # many starts it is failed instead of crashing workers for ever.
 STUDIO_MAX_DELIVERIES = env_int("STUDIO_MAX_DELIVERIES", 3)
@@ -262,6 +268,11 @@ STUDIO_MAX_DELIVERIES = env_int("STUDIO_MAX_DELIVERIES", 3)
 # farm works on at once; the rest wait, and slots go to users in turn.
 STUDIO_MAX_RUNNING_JOBS_PER_USER = env_int("STUDIO_MAX_RUNNING_JOBS_PER_USER", 2)
 STUDIO_MAX_RUNNING_JOBS = env_int("STUDIO_MAX_RUNNING_JOBS", 8)
+# Webhooks: delivery, and whether they may reach loopback and LAN addresses.
+STUDIO_WEBHOOK_TIMEOUT_S = env_float("STUDIO_WEBHOOK_TIMEOUT_S", 10.0)
+STUDIO_WEBHOOK_BACKOFF_S = env_float("STUDIO_WEBHOOK_BACKOFF_S", 5.0)
+STUDIO_WEBHOOK_MAX_ATTEMPTS = env_int("STUDIO_WEBHOOK_MAX_ATTEMPTS", 6)
+STUDIO_WEBHOOK_ALLOW_PRIVATE = env_bool("STUDIO_WEBHOOK_ALLOW_PRIVATE", False)
 # Bearer token of the Prometheus endpoint (/metrics); staff sessions need none.
 STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 # Extra scene engines, as "module:attribute" entries (media_jobs.ModelSpec.engine

@@ -138,7 +138,7 @@ def test_a_worker_serves_every_queue_its_gpu_holds():
          "--print-queues"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    assert result.stdout.strip() == "cpu,io,gpu-8,gpu-16,gpu-24"
+    assert result.stdout.strip() == "gpu-24,gpu-16,gpu-8,cpu,io"
 
 
 def test_scenes_run_on_the_gpu_workers_their_models_need(

@@ -115,3 +115,27 @@ def test_cache_statistics_count_entries_hits_and_time_saved(project):
     assert stats["scene"]["hits"] == scenes
     assert stats["render"] == {**stats["render"], "entries": 1, "hits": 1}
     assert stats["render"]["seconds_saved"] > 0
+
+
+def test_purging_stale_entries_removes_their_files_unless_a_scene_shows_them(
+    project,
+):
+    first = render_now(project)
+    assert first.status == Job.Status.SUCCEEDED, first.error
+    ModelSpec.objects.filter(key="photo").update(revision="2")
+    stale = list(cache.stale_entries())
+    files = {name for entry in stale for name in entry.files}
+    assert len(stale) >= 2 and files
+    assert all(default_storage.exists(name) for name in files)
+    # One old scene is still on show (its render is kept); the others are gone.
+    kept = Scene.objects.filter(job=first, thumbnail__in=files).first()
+    assert kept is not None
+    Scene.objects.filter(job=first).exclude(pk=kept.pk).delete()
+
+    assert cache.purge_stale() == len(stale)
+
+    assert not CacheEntry.objects.filter(pk__in=[e.pk for e in stale]).exists()
+    shown = {kept.thumbnail, kept.clip}
+    assert default_storage.exists(kept.thumbnail)
+    gone = files - shown
+    assert gone and not any(default_storage.exists(name) for name in gone)

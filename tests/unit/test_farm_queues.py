@@ -24,19 +24,31 @@ def test_a_model_bigger_than_every_gpu_class_is_refused():
 
 
 def test_a_worker_serves_every_class_up_to_its_memory():
-    assert queues_for_worker(24) == ["cpu", "io", "gpu-8", "gpu-16", "gpu-24"]
+    assert queues_for_worker(24) == ["gpu-24", "gpu-16", "gpu-8", "cpu", "io"]
     assert queues_for_worker(0) == ["cpu", "io"]
-    assert queues_for_worker(16, cpu=False) == ["gpu-8", "gpu-16"]
+    assert queues_for_worker(16, cpu=False) == ["gpu-16", "gpu-8"]
     with pytest.raises(ValueError):
         queues_for_worker(4, cpu=False)
 
 
+@pytest.mark.parametrize("vram", [8, 16, 24, 48])
+def test_a_worker_polls_its_largest_gpu_class_first_and_the_cpu_last(vram, settings):
+    """The Redis transport polls queues in the listed order: a big card takes
+    the work only it can do before anything a smaller host could do."""
+    queues = queues_for_worker(vram)
+    gpu = [name for name in queues if name.startswith("gpu-")]
+    sizes = [settings.STUDIO_GPU_QUEUES[name] for name in gpu]
+    assert queues[0] == gpu[0] and sizes[0] == max(sizes) <= vram
+    assert sizes == sorted(sizes, reverse=True)
+    assert queues[len(gpu) :] == ["cpu", "io"]
+
+
 def test_the_worker_command_prints_its_queues(capsys, monkeypatch):
     call_command("worker", "--vram", "24", "--print-queues")
-    assert capsys.readouterr().out.strip() == "cpu,io,gpu-8,gpu-16,gpu-24"
+    assert capsys.readouterr().out.strip() == "gpu-24,gpu-16,gpu-8,cpu,io"
     monkeypatch.setenv("STUDIO_WORKER_VRAM", "48")
     call_command("worker", "--gpu-only", "--print-queues")
-    assert capsys.readouterr().out.strip() == "gpu-8,gpu-16,gpu-24,gpu-48"
+    assert capsys.readouterr().out.strip() == "gpu-48,gpu-24,gpu-16,gpu-8"
 
 
 def test_the_worker_command_rejects_a_bad_memory_size(monkeypatch):

@@ -44,7 +44,7 @@ def _age(job: Job, seconds: float = 600) -> None:
 
 
 def test_a_job_whose_chord_was_lost_is_finished_from_where_it_stood(
-    project, monkeypatch
+    project, monkeypatch, settings
 ):
     # The chord never ran: its message went with a broker that lost it.
     monkeypatch.setattr("projects.tasks.fan_out", lambda task, canvas: None)
@@ -53,7 +53,13 @@ def test_a_job_whose_chord_was_lost_is_finished_from_where_it_stood(
     plan_scenes.apply(args=(job.pk,))
     first = Scene.objects.filter(job=job).order_by("index").first()
     render_scene.apply(args=(first.pk,))  # one scene got done before the loss
+    # Its other scenes were queued and never heard of again: after the
+    # deadline for queued work, the job is sent again.
+    settings.STUDIO_STALE_QUEUED_S = 300
     _age(job)
+    TaskRun.objects.filter(job=job).update(
+        updated_at=timezone.now() - timedelta(seconds=600)
+    )
 
     outcome = reconcile()
 
@@ -118,3 +124,33 @@ def test_a_task_that_keeps_losing_its_worker_is_given_up(project, settings):
     with pytest.raises(records.TooManyDeliveries, match="lost its worker 3 times"):
         records.task_started(job.pk, "scene-4", stage="scenes", scene_index=4)
     assert TaskRun.objects.get(job=job, key="scene-4").deliveries == 4
+
+
+def test_a_job_whose_scenes_wait_in_a_busy_queue_is_not_stale(project, settings):
+    settings.STUDIO_STALE_QUEUED_S = 6 * 3600
+    job = create_render_job(project)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    records.tasks_queued(
+        job.pk, [{"key": "scene-0", "stage": "scenes", "task_name": "t"}]
+    )
+    TaskRun.objects.filter(job=job).update(
+        updated_at=timezone.now() - timedelta(seconds=600)
+    )
+    _age(job)
+
+    assert reconcile().resumed == []
+    TaskRun.objects.filter(job=job).update(
+        updated_at=timezone.now() - timedelta(hours=7)
+    )
+    _age(job, 7 * 3600)
+    assert reconcile().resumed == [job.pk]
+
+
+def test_a_running_task_that_beats_keeps_its_job_alive(project):
+    job = create_render_job(project)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    records.task_started(job.pk, "scene-0", stage="scenes", scene_index=0)
+    _age(job)  # the job row itself has not moved for ten minutes
+
+    assert records.task_progress(job.pk, "scene-0", 0.5)
+    assert reconcile().resumed == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from celery import signature
+from django.utils import timezone
 
 from media_jobs import control, lifecycle, scheduler
 from media_jobs.models import Job
@@ -173,3 +174,72 @@ def test_only_a_failed_or_cancelled_job_can_be_retried(alice, sent):
     job = _queued(alice)
     with pytest.raises(control.JobActionRefused, match="only a failed or cancelled"):
         control.retry(job)
+
+
+def test_a_task_of_an_earlier_attempt_cannot_start_a_retry_waiting_for_a_slot(
+    alice, settings, sent
+):
+    job = _queued(alice)
+    scheduler.admit()
+    lifecycle.claim(job.pk)
+    lifecycle.fail(job.pk, "scene 1 failed")
+    settings.STUDIO_MAX_RUNNING_JOBS = 0
+    control.retry(job)  # queued again, waiting for a slot
+
+    assert lifecycle.claim(job.pk) is False  # a leftover scene task of attempt 1
+    job.refresh_from_db()
+    assert (job.status, job.dispatched_at) == (Job.Status.QUEUED, None)
+
+
+def test_a_late_failure_of_an_earlier_attempt_leaves_the_retry_alone(alice, sent):
+    job = _queued(alice)
+    scheduler.admit()
+    lifecycle.claim(job.pk)
+    lifecycle.fail(job.pk, "scene 1 failed", attempt=1)
+    control.retry(job)  # attempt 2, admitted at once
+    lifecycle.claim(job.pk)
+
+    # The first attempt's chord completes late and calls its error callback.
+    assert lifecycle.fail(job.pk, "ChordError: scene 1", attempt=1) is False
+    assert lifecycle.fail(job.pk, "scene 2 failed", attempt=2) is True
+
+
+def test_a_job_whose_canvas_cannot_be_made_fails_without_blocking_others(
+    alice, bob, sent, monkeypatch
+):
+    def build(job):
+        if job.owner_id == alice.pk:
+            raise ValueError("the model 'sdxl' is disabled in the registry")
+        return signature("projects.assemble_render", args=(job.pk,))
+
+    monkeypatch.setitem(
+        scheduler._kinds,
+        Job.Kind.RENDER,
+        scheduler.KindSpec(build=build, on_error="projects.render_failed"),
+    )
+    broken, fine = _queued(alice), _queued(bob)
+
+    scheduler.admit()
+
+    broken.refresh_from_db()
+    assert sent == [fine.pk]
+    assert broken.status == Job.Status.FAILED
+    assert "disabled in the registry" in broken.error
+
+
+def test_a_job_run_by_a_process_that_ended_is_failed_without_a_broker(
+    alice, settings, sent
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    job = _queued(alice)
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.RUNNING,
+        dispatched_at=timezone.now(),
+        params={"runner": "an-earlier-process"},
+    )
+
+    scheduler.admit()
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "restarted" in job.error

@@ -241,7 +241,7 @@ def test_a_project_without_music_is_not_ready(alice, sample_files):
 
 
 def test_a_failing_stage_fails_the_job_once_and_leaves_no_files(
-    alice, sample_files, tmp_path, settings
+    alice, sample_files, tmp_path, settings, django_capture_on_commit_callbacks
 ):
     project = ProjectFactory(owner=alice)
     add_asset_from_path(project, sample_files["astronaut"])
@@ -249,7 +249,9 @@ def test_a_failing_stage_fails_the_job_once_and_leaves_no_files(
     # The stored song is damaged after upload: analysis must fail cleanly.
     Path(default_storage.path(song.file.name)).write_bytes(b"\x00" * 4096)
 
-    job = render_now(project)
+    # The project follows its job once the failure is committed.
+    with django_capture_on_commit_callbacks(execute=True):
+        job = render_now(project)
 
     assert job.status == Job.Status.FAILED
     assert job.error.startswith("song.wav: ")
@@ -401,11 +403,13 @@ def test_a_render_that_stopped_reporting_does_not_block_the_project(project, set
     from projects.pipeline import RenderInProgress, start_render
 
     stuck = create_render_job(project)
-    Job.objects.filter(pk=stuck.pk).update(status=Job.Status.RUNNING)
+    Job.objects.filter(pk=stuck.pk).update(
+        status=Job.Status.RUNNING, dispatched_at=timezone.now()
+    )
     with pytest.raises(RenderInProgress):
         start_render(project)  # a live render does block a second one
 
-    long_ago = timezone.now() - timedelta(seconds=settings.TASK_TIME_LIMIT + 120)
+    long_ago = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_JOB_S + 60)
     Job.objects.filter(pk=stuck.pk).update(updated_at=long_ago)
     fresh = start_render(project)
 

@@ -3,7 +3,10 @@ retried with backoff, and the API that manages them.
 
 The receiver is a real HTTP server on 127.0.0.1 that checks every signature
 with the webhook's secret on its own (not with the code under test), and can
-be told to fail. Tasks run eagerly, as in the embedded default.
+be told to fail or to answer slowly. Tasks run eagerly, as in the embedded
+default: each delivery in a thread of its own, which ``settle`` waits for,
+and whose backoff sleeps are recorded instead of slept. Being on 127.0.0.1,
+the receiver needs STUDIO_WEBHOOK_ALLOW_PRIVATE, on unless a test says not.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from media_jobs import lifecycle
+from media_jobs import lifecycle, webhooks
 from media_jobs.models import Job, Webhook, WebhookDelivery
 from media_jobs.webhooks import (
     USER_AGENT,
     backoff_seconds,
     deliver_webhook,
+    is_public_address,
     sign,
     verify,
+    wait_for_deliveries,
 )
 from projects.models import Render
 from tests.factories import ProjectFactory
@@ -65,6 +70,7 @@ class FakeReceiver:
     answers: list[int] = field(default_factory=list)
     default_answer: int = 200
     location: str = ""
+    delay_s: float = 0
     requests: list[Received] = field(default_factory=list)
 
     def fail_first(self, times: int, code: int = 500) -> None:
@@ -96,6 +102,7 @@ def receiver() -> Iterator[FakeReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(fake.delay_s)
             headers = dict(self.headers.items())
             fake.requests.append(
                 Received(
@@ -127,13 +134,29 @@ def receiver() -> Iterator[FakeReceiver]:
     thread.join(timeout=5)
 
 
+@pytest.fixture
+def slept() -> list[float]:
+    """The backoff sleeps of the eager delivery threads, not slept."""
+    return []
+
+
 @pytest.fixture(autouse=True)
-def _eager_webhooks(settings):
+def _eager_webhooks(settings, monkeypatch, slept) -> Iterator[None]:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CELERY_TASK_EAGER_PROPAGATES = True
     settings.STUDIO_WEBHOOK_TIMEOUT_S = 5
     settings.STUDIO_WEBHOOK_BACKOFF_S = 5
     settings.STUDIO_WEBHOOK_MAX_ATTEMPTS = 6
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = True
+    monkeypatch.setattr(webhooks, "_sleep", slept.append)
+    yield
+    # No delivery thread outlives its test (its settings, its rows).
+    assert wait_for_deliveries(30)
+
+
+def settle() -> None:
+    """Wait for the deliveries the state changes so far started."""
+    assert wait_for_deliveries(20)
 
 
 @pytest.fixture
@@ -164,6 +187,7 @@ def test_a_state_change_posts_a_signed_payload(alice, receiver):
     job = queued_job(alice)
 
     assert lifecycle.claim(job.pk)
+    settle()
 
     assert len(receiver.requests) == 1
     got = receiver.requests[0]
@@ -197,9 +221,12 @@ def test_each_state_change_of_a_job_is_posted_in_order(alice, receiver):
     job = queued_job(alice)
 
     lifecycle.claim(job.pk)
+    settle()
     lifecycle.fail(job.pk, "the GPU ran out of memory")
+    settle()
     # A second report of the same failure changes nothing and posts nothing.
     lifecycle.fail(job.pk, "again")
+    settle()
 
     assert receiver.events == ["job.running", "job.failed"]
     failed = receiver.requests[1].payload["job"]
@@ -215,6 +242,7 @@ def test_a_webhook_receives_only_the_events_it_asked_for(alice, receiver):
 
     lifecycle.claim(job.pk)
     lifecycle.cancel(job.pk)
+    settle()
 
     assert receiver.events == ["job.cancelled"]
 
@@ -227,6 +255,7 @@ def test_inactive_webhooks_and_other_users_webhooks_receive_nothing(
     job = queued_job(alice)
 
     lifecycle.claim(job.pk)
+    settle()
 
     assert receiver.requests == []
     assert not WebhookDelivery.objects.exists()
@@ -251,6 +280,7 @@ def test_a_succeeded_render_carries_its_render_id(alice, receiver):
     )
 
     lifecycle.succeed(job.pk)
+    settle()
 
     job_data = receiver.requests[-1].payload["job"]
     assert job_data["status"] == "succeeded"
@@ -260,16 +290,19 @@ def test_a_succeeded_render_carries_its_render_id(alice, receiver):
 
 
 def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(
-    alice, receiver, countdowns
+    alice, receiver, countdowns, slept
 ):
     hook = hook_for(alice, receiver.url)
     receiver.fail_first(2, code=503)
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert len(receiver.requests) == 3
     assert countdowns() == [5, 10]
+    # The eager delivery thread waits out the real backoff.
+    assert slept == [5, 10]
     assert (delivery.status, delivery.attempts, delivery.response_code) == (
         WebhookDelivery.Status.DELIVERED,
         3,
@@ -291,6 +324,7 @@ def test_a_receiver_that_keeps_failing_is_given_up_after_the_last_attempt(
     receiver.default_answer = 500
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert len(receiver.requests) == 3
@@ -309,6 +343,7 @@ def test_a_throttled_delivery_is_retried(alice, receiver, countdowns):
     receiver.fail_first(1, code=429)
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert len(receiver.requests) == 2
@@ -322,6 +357,7 @@ def test_a_rejected_delivery_is_not_retried(alice, receiver, countdowns, code):
     receiver.default_answer = code
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert len(receiver.requests) == 1
@@ -342,6 +378,7 @@ def test_an_unreachable_receiver_is_retried_then_given_up(settings, alice, count
     hook = hook_for(alice, f"http://127.0.0.1:{port}/hook")
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert countdowns() == [5]
@@ -360,6 +397,7 @@ def test_a_redirect_is_not_followed(settings, alice, receiver):
     hook = hook_for(alice, receiver.url)
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert [r.path for r in receiver.requests] == ["/hook"]
@@ -371,6 +409,7 @@ def test_a_redirect_is_not_followed(settings, alice, receiver):
 def test_a_delivered_delivery_is_not_sent_again(alice, receiver):
     hook = hook_for(alice, receiver.url)
     lifecycle.claim(queued_job(alice).pk)
+    settle()
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert delivery.status == WebhookDelivery.Status.DELIVERED
 
@@ -388,12 +427,130 @@ def test_a_url_that_is_not_http_is_never_requested(alice):
     hook = hook_for(alice, "file:///etc/passwd")
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     delivery = WebhookDelivery.objects.get(webhook=hook)
     assert delivery.status == WebhookDelivery.Status.FAILED
     assert delivery.attempts == 1
     assert delivery.response_code is None
     assert "only http and https" in delivery.error
+
+
+def test_an_eager_state_change_does_not_wait_for_a_slow_receiver(alice, receiver):
+    hook = hook_for(alice, receiver.url)
+    receiver.delay_s = 2
+    job = queued_job(alice)
+
+    started = time.monotonic()
+    assert lifecycle.claim(job.pk)
+    took = time.monotonic() - started
+
+    assert took < 1
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+    assert WebhookDelivery.objects.get(webhook=hook).status == "pending"
+    settle()
+    assert time.monotonic() - started >= 2
+    delivery = WebhookDelivery.objects.get(webhook=hook)
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (
+        WebhookDelivery.Status.DELIVERED,
+        1,
+        200,
+    )
+    assert receiver.events == ["job.running"]
+
+
+# --- private targets (SSRF) -----------------------------------------------------------
+
+
+def test_a_private_target_is_not_posted_to_at_delivery_time(
+    settings, alice, receiver, countdowns
+):
+    # Written past the API's check (an old row, the admin, or the setting
+    # on then): the delivery checks again.
+    hook = hook_for(alice, receiver.url)
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+
+    lifecycle.claim(queued_job(alice).pk)
+    settle()
+
+    delivery = WebhookDelivery.objects.get(webhook=hook)
+    assert receiver.requests == []
+    assert countdowns() == []
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (
+        WebhookDelivery.Status.FAILED,
+        1,
+        None,
+    )
+    assert "127.0.0.1 is not a public address" in delivery.error
+    assert "STUDIO_WEBHOOK_ALLOW_PRIVATE=1" in delivery.error
+
+
+def test_a_name_is_refused_when_any_of_its_addresses_is_private(
+    settings, alice, receiver, monkeypatch
+):
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+    resolved: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        resolved.append(f"{host}:{port}")
+        return ["93.184.215.14", "10.1.2.3"]
+
+    monkeypatch.setattr(webhooks, "resolve", resolve)
+    hook = hook_for(alice, "https://rebound.example.com/hook")
+
+    lifecycle.claim(queued_job(alice).pk)
+    settle()
+
+    delivery = WebhookDelivery.objects.get(webhook=hook)
+    assert resolved == ["rebound.example.com:443"]
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert "rebound.example.com (10.1.2.3) is not a public" in delivery.error
+
+
+def test_a_name_that_does_not_resolve_is_retried_like_a_network_error(
+    settings, alice, countdowns
+):
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+    settings.STUDIO_WEBHOOK_MAX_ATTEMPTS = 2
+    hook = hook_for(alice, "http://no-such-host.invalid/hook")
+
+    lifecycle.claim(queued_job(alice).pk)
+    settle()
+
+    delivery = WebhookDelivery.objects.get(webhook=hook)
+    assert countdowns() == [5]
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.FAILED, 2)
+    assert "'no-such-host.invalid' could not be resolved" in delivery.error
+
+
+@ROLLBACK
+def test_public_and_non_public_addresses():
+    public = ["8.8.8.8", "93.184.215.14", "2606:4700::1111"]
+    internal = [
+        "127.0.0.1",
+        "10.0.0.5",
+        "172.16.1.1",
+        "192.168.1.10",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104
+        "224.0.0.1",
+        "239.255.255.250",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fe80::1%eth0",
+        "fd00:ec2::254",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "2002:7f00:1::",
+        "64:ff9b::a00:5",
+        "not an address",
+    ]
+    assert [a for a in public if not is_public_address(a)] == []
+    assert [a for a in internal if is_public_address(a)] == []
 
 
 # --- signing and backoff --------------------------------------------------------------
@@ -516,6 +673,7 @@ def test_rotating_the_secret_signs_later_deliveries_with_the_new_one(
     receiver.secret = new_secret
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     assert len(receiver.requests) == 1
     assert receiver.requests[0].signature_ok
@@ -548,6 +706,72 @@ def test_only_http_and_https_urls_are_accepted(api, url):
 
 
 @ROLLBACK
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/",
+        "http://10.0.0.5/",
+        "http://[::1]/",
+        "http://169.254.169.254/",
+        "http://localhost:5678/",
+        "http://[::ffff:192.168.1.2]/",
+        "http://[fd12:3456::1]/",
+        "http://224.0.0.1/",
+        "http://0.0.0.0/",
+    ],
+)
+def test_a_webhook_to_a_private_address_is_refused_by_default(settings, api, url):
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+
+    response = api.post("/api/webhooks/", {"url": url}, format="json")
+
+    assert response.status_code == 400
+    message = response.json()["url"][0]
+    assert "is not a public address" in message
+    assert "STUDIO_WEBHOOK_ALLOW_PRIVATE=1" in message
+    assert not Webhook.objects.exists()
+
+
+@ROLLBACK
+def test_a_webhook_cannot_be_moved_to_a_private_address(settings, api, monkeypatch):
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+    monkeypatch.setattr(webhooks, "resolve", lambda host, port: ["10.9.8.7"])
+    hook = create_hook(api, url="https://93.184.215.14/hook")
+    base = f"/api/webhooks/{hook['id']}/"
+
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://intranet.corp/"):
+        response = api.patch(base, {"url": url}, format="json")
+        assert response.status_code == 400, url
+        assert "STUDIO_WEBHOOK_ALLOW_PRIVATE=1" in response.json()["url"][0]
+    assert Webhook.objects.get(pk=hook["id"]).url == "https://93.184.215.14/hook"
+
+
+@ROLLBACK
+def test_a_name_that_does_not_resolve_yet_is_accepted(settings, api):
+    # It may resolve only where the deliveries run; each delivery checks it.
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = False
+
+    assert create_hook(api, url="https://hooks.example.invalid/abc")["id"]
+
+
+def test_lan_targets_are_allowed_when_the_setting_is_on(settings, api, alice, receiver):
+    settings.STUDIO_WEBHOOK_ALLOW_PRIVATE = True
+    for url in ("http://10.0.0.5/", "http://[::1]/", "http://n8n.lan:5678/hook"):
+        assert create_hook(api, url=url)["id"]
+    Webhook.objects.all().delete()
+    hook = create_hook(api, url=receiver.url)
+    receiver.secret = hook["secret"]
+
+    lifecycle.claim(queued_job(alice).pk)
+    settle()
+
+    delivery = WebhookDelivery.objects.get(webhook_id=hook["id"])
+    assert delivery.status == WebhookDelivery.Status.DELIVERED
+    assert receiver.events == ["job.running"]
+    assert receiver.requests[0].signature_ok
+
+
+@ROLLBACK
 def test_charlie_cannot_see_alices_webhooks(api, charlie_api):
     hook = create_hook(api)
     base = f"/api/webhooks/{hook['id']}/"
@@ -573,6 +797,7 @@ def test_deliveries_lists_the_last_fifty_newest_first(api, alice, receiver):
     hook = Webhook.objects.get(pk=create_hook(api, url=receiver.url)["id"])
     job = queued_job(alice)
     lifecycle.claim(job.pk)
+    settle()
     for n in range(55):
         WebhookDelivery.objects.create(
             webhook=hook, job=job, event="job.queued", payload={"n": n}
@@ -604,5 +829,6 @@ def test_deleting_a_webhook_stops_its_deliveries(api, alice, receiver):
     assert api.delete(f"/api/webhooks/{hook['id']}/").status_code == 204
 
     lifecycle.claim(queued_job(alice).pk)
+    settle()
 
     assert receiver.requests == []
