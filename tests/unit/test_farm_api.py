@@ -253,14 +253,14 @@ def test_rerendering_with_another_users_photo_is_a_404(
 def test_a_render_can_be_asked_for_with_a_priority(api, small_project, farm_full):
     response = api.post(
         f"/api/projects/{small_project.pk}/render/",
-        {"priority": "urgent", "model": "photo"},
+        {"priority": "high", "model": "photo"},
         format="json",
     )
 
     assert response.status_code == 202, response.content
-    assert response.json()["priority"] == "urgent"
+    assert response.json()["priority"] == "high"
     job = Job.objects.get()
-    assert (job.priority, job.params["model"]) == (Job.Priority.URGENT, "photo")
+    assert (job.priority, job.params["model"]) == (Job.Priority.HIGH, "photo")
 
 
 def test_a_render_with_an_unknown_model_or_priority_is_a_400(api, small_project):
@@ -347,7 +347,7 @@ CSV_ONE_BAD_ROW = (
     "project,preset,format,priority\n"
     "{pk},square,mp4,high\n"
     "{pk},imax,mp4,low\n"
-    "{pk},shorts,webm,urgent\n"
+    "{pk},shorts,webm,high\n"
 )
 
 
@@ -382,7 +382,7 @@ def test_a_text_csv_body_with_one_bad_row_is_a_400_naming_it(api, small_project)
 def test_a_csv_batch_honours_its_priority_column(api, small_project, farm_full):
     text = (
         "\ufeffProject,Preset,Priority,Duration\n"
-        f"{small_project.pk},square,urgent,\n"
+        f"{small_project.pk},square,high,\n"
         f"{small_project.pk},shorts,0,\n"
         ",,,\n"
         f"{small_project.pk},,,8\n"
@@ -406,7 +406,7 @@ def test_a_csv_batch_honours_its_priority_column(api, small_project, farm_full):
         batch = Batch.objects.get(pk=response.json()["id"])
         jobs = list(batch.jobs.order_by("id"))
         assert batch.name == name
-        assert [j.priority for j in jobs] == [3, 0, 1]
+        assert [j.priority for j in jobs] == [2, 0, 1]
         assert [j.params["preset"] for j in jobs] == ["square", "shorts", "preview"]
         assert jobs[2].params["duration"] == 8.0
 
@@ -495,7 +495,7 @@ def test_priorities_and_durations_are_checked(alice, small_project):
     pk = small_project.pk
     items = [
         {"project": pk, "priority": 2},
-        {"project": pk, "priority": "URGENT", "duration": "12.5"},
+        {"project": pk, "priority": "HIGH", "duration": "12.5"},
         {"project": pk, "priority": 7},
         {"project": pk, "duration": -3},
         {"project": pk, "duration": 4000},
@@ -516,17 +516,17 @@ def test_priorities_and_durations_are_checked(alice, small_project):
     ]
     assert [(r.priority, r.options) for r in good] == [
         (2, {}),
-        (3, {"duration": 12.5}),
+        (2, {"duration": 12.5}),
     ]
 
 
 def test_submit_batch_creates_the_batch_and_its_jobs(alice, small_project, farm_full):
     batch = submit_batch(
-        alice, "direct", [RenderRequest(small_project, {"preset": "square"}, 3)]
+        alice, "direct", [RenderRequest(small_project, {"preset": "square"}, 2)]
     )
 
     (job,) = batch.jobs.all()
-    assert (job.priority, job.params["preset"], job.owner) == (3, "square", alice)
+    assert (job.priority, job.params["preset"], job.owner) == (2, "square", alice)
     assert JobStage.objects.filter(job=job).count() == 4
 
 
@@ -591,3 +591,15 @@ def test_the_new_routes_are_refused_to_anonymous_callers():
     assert anonymous.get("/api/batches/").status_code == 403
     assert anonymous.post("/api/batches/", {}, format="json").status_code == 403
     assert anonymous.post("/api/jobs/1/cancel/").status_code == 403
+
+
+def test_urgent_priority_is_for_staff(alice, small_project, farm_full):
+    from projects.pipeline import PriorityNotAllowed, start_render
+
+    with pytest.raises(PriorityNotAllowed, match="for staff"):
+        start_render(small_project, priority=Job.Priority.URGENT)
+    alice.is_staff = True
+    alice.save()
+    small_project.refresh_from_db()
+    job = start_render(small_project, priority=Job.Priority.URGENT)
+    assert job.priority == Job.Priority.URGENT
