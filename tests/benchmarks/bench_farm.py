@@ -111,7 +111,9 @@ SLOW_MODEL = "bench-slow"
 WORKERS = ("w1@bench", "w2@bench")
 TARGET = 0.10
 SECONDS_PER_SCENE = 4.0  # where the duration search starts
-POLL_S = 0.02
+# W is read from the job row (finished_at - created_at), so the wait can poll
+# slowly and leave the CPU to the workers it measures.
+POLL_S = 0.5
 STYLE, FORMAT = "cinematic", "mp4"
 
 
