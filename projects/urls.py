@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import batch_views, views
 
 app_name = "projects"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("projects/<int:pk>/delete/", views.project_delete, name="delete"),
     path("projects/<int:pk>/upload/", views.project_upload, name="upload"),
     path("projects/<int:pk>/render/", views.project_render, name="render"),
+    path("batches/", batch_views.batch_list, name="batch_list"),
+    path("batches/new/", batch_views.batch_new, name="batch_new"),
+    path("batches/<int:pk>/", batch_views.batch_detail, name="batch_detail"),
+    path("batches/<int:pk>/cancel/", batch_views.batch_cancel, name="batch_cancel"),
     path("assets/<int:pk>/file/", views.asset_file, name="asset_file"),
     path(
         "assets/<int:pk>/analysis.svg",
