@@ -33,12 +33,6 @@ def create_stages(job: Job, names: tuple[str, ...] = RENDER_STAGES) -> None:
     )
 
 
-def stage_is_done(job_id: int, name: str) -> bool:
-    return JobStage.objects.filter(
-        job_id=job_id, name=name, status=RunStatus.DONE
-    ).exists()
-
-
 def start_stage(job_id: int, name: str) -> None:
     JobStage.objects.filter(job_id=job_id, name=name, started_at=None).update(
         started_at=timezone.now()
@@ -143,10 +137,14 @@ def task_started(
     return run
 
 
+def job_is_running(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists()
+
+
 def task_progress(job_id: int, key: str, fraction: float) -> bool:
     """Record a running task's progress; False once its job is no longer
     running (cancelled or failed), which tells the task to stop."""
-    if not Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists():
+    if not job_is_running(job_id):
         return False
     TaskRun.objects.filter(job_id=job_id, key=key).update(
         progress=min(max(fraction, 0.0), 1.0), updated_at=timezone.now()

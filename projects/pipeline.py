@@ -38,9 +38,6 @@ ANALYSIS_ERROR_CALLBACK = "projects.job_failed"
 SCENE_TASK = "projects.render_scene"
 ASSEMBLE_TASK = "projects.assemble_render"
 
-# What a render request may set; the rest comes from the project.
-RENDER_OPTIONS = ("preset", "format", "duration", "style", "model")
-
 
 class RenderNotReady(ValueError):
     """The project lacks something a render needs; the message says what."""
@@ -55,10 +52,11 @@ class RenderInProgress(ValueError):
 
 
 def scene_items(scenes: list[Scene]) -> list[Item]:
+    queues = {key: queue_for_model(key) for key in {scene.model for scene in scenes}}
     return [
         Item(
             scene.pk,
-            queue=queue_for_model(scene.model),
+            queue=queues[scene.model],
             key=f"scene-{scene.index}",
             scene_index=scene.index,
             model_key=scene.model,

@@ -28,7 +28,7 @@ from media_jobs import cache, lifecycle, records
 from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec, RunStatus
 from media_jobs.orchestration import fan_out
 from media_jobs.progress import JobStopped, ProgressManager, publish_scene
-from workers.assembly.presets import get_preset
+from workers.assembly.presets import OutputPreset, get_preset
 from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
 from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
 from workers.scenes import SceneRequest, SceneStopped
@@ -123,10 +123,9 @@ def tracked(
         records.task_finished(run, RunStatus.DONE)
         raise
     except (JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
-        still_running = Job.objects.filter(
-            pk=job_id, status=Job.Status.RUNNING
-        ).exists()
-        if not still_running:  # cancelled (SIGUSR1 from the revoke) or failed
+        if not records.job_is_running(
+            job_id
+        ):  # cancelled (SIGUSR1 from the revoke) or failed
             records.task_finished(run, RunStatus.CANCELLED)
             raise Ignore() from exc
         error = _time_limit_error(what)
@@ -287,12 +286,12 @@ def plan_scenes(self, job_id: int):
 SCENE_PREVIEW = "preview.jpg"
 
 
-def scene_fingerprint(scene: Scene, width: int, height: int, fps: int) -> str:
+def scene_fingerprint(scene: Scene, spec: ModelSpec, preset: OutputPreset) -> str:
     """Everything that decides the scene's own output (its joins aside):
-    the photo's content, the frame, the move, the model and its revision,
-    the engine and its version, the seed."""
-    spec = model_spec(scene.model)
+    the photo's content, the frame, the move, the model (``spec``) and its
+    revision, the engine and its version, the seed."""
     engine = engine_for(spec)
+    width, height, fps = preset.width, preset.height, preset.fps
     return cache.fingerprint(
         {
             "kind": "scene",
@@ -364,11 +363,11 @@ def _scene_from_cache(scene: Scene, entry: CacheEntry) -> None:
     )
 
 
-def _make_scene(scene: Scene, fingerprint: str, stop: threading.Event) -> None:
+def _make_scene(
+    scene: Scene, spec: ModelSpec, preset: OutputPreset, fingerprint: str
+) -> None:
     """Run the scene's engine and store what it made under its fingerprint."""
-    spec = model_spec(scene.model)
     engine = engine_for(spec)
-    preset = get_preset(scene.job.params["preset"])
     started = time.monotonic()
     base = f"scenes/{fingerprint[:2]}/{fingerprint}"
     stored: list[str] = []
@@ -395,7 +394,6 @@ def _make_scene(scene: Scene, fingerprint: str, stop: threading.Event) -> None:
             focus=DEFAULT_FOCUS,
             seed=scene.seed,
             on_progress=on_progress,
-            stop=stop,
         )
         output = engine.render(request)
 
@@ -466,9 +464,8 @@ def render_scene(self, scene_id: int) -> int | None:
     ) as run:
         try:
             preset = get_preset(scene.job.params["preset"])
-            fingerprint = scene_fingerprint(
-                scene, preset.width, preset.height, preset.fps
-            )
+            spec = model_spec(scene.model)
+            fingerprint = scene_fingerprint(scene, spec, preset)
             Scene.objects.filter(pk=scene_id).update(
                 status=Scene.Status.RUNNING, fingerprint=fingerprint
             )
@@ -479,9 +476,10 @@ def render_scene(self, scene_id: int) -> int | None:
                 run["cached"] = True
                 _scene_from_cache(scene, entry)
             else:
-                _make_scene(scene, fingerprint, threading.Event())
+                _make_scene(scene, spec, preset, fingerprint)
         except (Ignore, JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
-            if isinstance(exc, SoftTimeLimitExceeded) and _job_is_running(scene):
+            timed_out = isinstance(exc, SoftTimeLimitExceeded)
+            if timed_out and records.job_is_running(scene.job_id):
                 _fail_scene(scene, _time_limit_error(f"scene {scene.index}"))
             raise
         except Exception as exc:
@@ -492,10 +490,6 @@ def render_scene(self, scene_id: int) -> int | None:
     _publish_scene(scene_id)
     _report_scene_progress(scene.job_id)
     return scene_id
-
-
-def _job_is_running(scene: Scene) -> bool:
-    return Job.objects.filter(pk=scene.job_id, status=Job.Status.RUNNING).exists()
 
 
 def _fail_scene(scene: Scene, error: str) -> None:

@@ -24,6 +24,23 @@ def project(alice) -> Project:
 
 
 @pytest.fixture
+def small_project(alice, sample_files) -> Project:
+    """Ready to render, and quick to: a 4 s preview."""
+    project = ProjectFactory(
+        owner=alice, title="Night drive", target_duration=4.0, preset="preview"
+    )
+    add_asset_from_path(project, sample_files["astronaut"])
+    add_asset_from_path(project, sample_files["song"])
+    return project
+
+
+@pytest.fixture
+def farm_full(settings) -> None:
+    """No free slot on the farm: every job started stays queued."""
+    settings.STUDIO_MAX_RUNNING_JOBS = 0
+
+
+@pytest.fixture
 def ready_project(project, sample_files) -> Project:
     """A project with what a render needs: a photo and a song."""
     add_asset_from_path(project, sample_files["astronaut"])

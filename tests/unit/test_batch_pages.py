@@ -10,29 +10,10 @@ from django.urls import reverse
 
 from media_jobs.models import Batch, Job
 from projects.batches import parse_batch_csv, submit_batch
-from projects.uploads import add_asset_from_path
-from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def small_project(alice, sample_files):
-    """Ready to render, and quick to: a 4 s preview."""
-    project = ProjectFactory(
-        owner=alice, title="Night drive", target_duration=4.0, preset="preview"
-    )
-    add_asset_from_path(project, sample_files["astronaut"])
-    add_asset_from_path(project, sample_files["song"])
-    return project
-
-
-@pytest.fixture
-def farm_full(settings):
-    """No free slot on the farm: every job started stays queued."""
-    settings.STUDIO_MAX_RUNNING_JOBS = 0
 
 
 def csv_file(text: str, name: str = "renders.csv") -> SimpleUploadedFile:

@@ -43,21 +43,6 @@ def charlie_api(charlie) -> APIClient:
 
 
 @pytest.fixture
-def small_project(alice, sample_files):
-    """Ready to render, and quick to: a 4 s preview."""
-    project = ProjectFactory(owner=alice, target_duration=4.0, preset="preview")
-    add_asset_from_path(project, sample_files["astronaut"])
-    add_asset_from_path(project, sample_files["song"])
-    return project
-
-
-@pytest.fixture
-def farm_full(settings):
-    """No free slot on the farm: every job started stays queued."""
-    settings.STUDIO_MAX_RUNNING_JOBS = 0
-
-
-@pytest.fixture
 def rendered(small_project, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     # 6 s: 4 s of this song is one scene, and re-rendering one scene of
