@@ -1,5 +1,6 @@
 """Moving files between the storage backend (local volume or S3) and the local
-paths that engines in ``workers/`` read and write."""
+paths that engines in ``workers/`` read and write, and serving stored user
+files to their owner's browser."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.http import FileResponse, Http404
 
 
 @contextmanager
@@ -86,6 +89,52 @@ def store_new_file(local: Path, name: str) -> tuple[str, bool]:
     return name, True
 
 
+@contextmanager
+def spooled(upload: UploadedFile) -> Iterator[Path]:
+    """A local path holding an uploaded file: Django's own temporary file
+    for a large upload, else a scratch copy of the bytes held in memory."""
+    if hasattr(upload, "temporary_file_path"):
+        yield Path(upload.temporary_file_path())
+        return
+    with scratch_dir("upload") as tmp:
+        path = tmp / "upload.bin"
+        with path.open("wb") as dst:
+            for chunk in upload.chunks():
+                dst.write(chunk)
+        yield path
+
+
 def delete_file(name: str) -> None:
     if name and default_storage.exists(name):
         default_storage.delete(name)
+
+
+def stored_file_response(
+    name: str, content_type: str, *, filename: str, as_attachment: bool
+) -> FileResponse:
+    """The stored file ``name`` as a protected download; 404 when there is none.
+
+    The caller has already checked that the file is the requesting user's:
+    nothing stored is ever served from a public media URL.
+    """
+    if not name:
+        raise Http404("There is no such file.")
+    try:
+        handle = default_storage.open(name, "rb")
+    except FileNotFoundError as exc:
+        raise Http404("The stored file is missing.") from exc
+    response = FileResponse(
+        handle,
+        content_type=content_type,
+        as_attachment=as_attachment,
+        filename=filename,
+    )
+    # Stored files are user material: never let a browser sniff them into
+    # something executable, sandbox them if one is opened directly, and keep
+    # them out of shared caches (they are only for their owner).
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; media-src 'self'; sandbox"
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -100,8 +100,8 @@ def fail(job_id: int, error: str, attempt: int | None = None) -> bool:
 
 
 def cancel(job_id: int, reason: str = "cancelled by its owner") -> bool:
-    """Mark a queued or running job cancelled; True only the first time. Its
-    tasks see it at their next progress report and stop."""
+    """Mark a queued, running or held job cancelled; True only the first
+    time. Its tasks see it at their next progress report and stop."""
     changes = {
         "status": Job.Status.CANCELLED,
         "stage": "cancelled",
@@ -110,19 +110,37 @@ def cancel(job_id: int, reason: str = "cancelled by its owner") -> bool:
     }
     return _changed(
         job_id,
-        Job.ACTIVE_STATUSES,
+        Job.CANCELLABLE_STATUSES,
         changes,
         also=lambda: records.end_job_stages(job_id, RunStatus.CANCELLED),
     )
 
 
-def requeue(job_id: int) -> bool:
+def hold_for_review(job_id: int, message: str) -> bool:
+    """A running job whose work waits for its owner's decision (scenes that
+    failed the consistency gate): it stops here, holding no slot, until
+    ``resume`` queues it again."""
+    changes = {"status": Job.Status.REVIEW, "stage": "review", "message": message}
+    return _changed(job_id, [Job.Status.RUNNING], changes)
+
+
+def resume(job_id: int) -> bool:
+    """A job held for review, queued again once its scenes are decided."""
+    return requeue(job_id, from_statuses=(Job.Status.REVIEW,), message="reviewed")
+
+
+def requeue(
+    job_id: int,
+    *,
+    from_statuses: tuple[str, ...] = (Job.Status.FAILED, Job.Status.CANCELLED),
+    message: str = "queued again",
+) -> bool:
     """A failed or cancelled job queued again (retry): the work it finished
     stays, the scheduler sends what is left."""
     with transaction.atomic():
         job = (
             Job.objects.select_for_update()
-            .filter(pk=job_id, status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
+            .filter(pk=job_id, status__in=from_statuses)
             .first()
         )
         if job is None:
@@ -130,7 +148,7 @@ def requeue(job_id: int) -> bool:
         changes = {
             "status": Job.Status.QUEUED,
             "stage": "queued",
-            "message": "queued again",
+            "message": message,
             "error": "",
             "finished_at": None,
             "dispatched_at": None,

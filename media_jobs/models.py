@@ -34,6 +34,8 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         RENDER = "render", "Render"
         ANALYZE = "analyze", "Analyze music"
+        CHARACTER = "character", "Register character"
+        CAST = "cast", "Find the character"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -41,6 +43,9 @@ class Job(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # Scenes that failed the consistency gate wait for their owner; the
+        # job holds no slot and runs nothing until they are decided.
+        REVIEW = "review", "Awaiting review"
 
     class Priority(models.IntegerChoices):
         LOW = 0, "Low"
@@ -49,6 +54,8 @@ class Job(models.Model):
         URGENT = 3, "Urgent"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # What a cancel can stop: the active jobs and those waiting for a review.
+    CANCELLABLE_STATUSES = (Status.QUEUED, Status.RUNNING, Status.REVIEW)
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
@@ -246,6 +253,8 @@ class CacheEntry(models.Model):
     class Kind(models.TextChoices):
         SCENE = "scene", "Scene"
         RENDER = "render", "Render"
+        FACES = "faces", "Faces in a photo"
+        CHECK = "check", "Consistency check"
 
     fingerprint = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)

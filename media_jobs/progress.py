@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 # Where each stage of a render sits in the job's progress.
 STAGE_SPANS: dict[str, tuple[float, float]] = {
     "queued": (0.0, 0.0),
-    "analyze": (0.0, 0.15),
-    "plan": (0.15, 0.2),
+    "analyze": (0.0, 0.12),
+    "character": (0.12, 0.17),
+    "plan": (0.17, 0.2),
     "scenes": (0.2, 0.85),
     # Short of 1.0: the job reaches 100% only when it has succeeded.
     "assemble": (0.85, 0.99),

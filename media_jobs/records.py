@@ -18,7 +18,7 @@ from django.utils import timezone
 from .models import Job, JobStage, RunStatus, TaskRun
 
 # The stages of a render, in order; a job of another kind lists its own.
-RENDER_STAGES = ("analyze", "plan", "scenes", "assemble")
+RENDER_STAGES = ("analyze", "character", "plan", "scenes", "assemble")
 
 
 class TooManyDeliveries(RuntimeError):

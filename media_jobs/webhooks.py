@@ -65,6 +65,8 @@ EVENTS: tuple[str, ...] = (
     "job.succeeded",
     "job.failed",
     "job.cancelled",
+    # A render whose scenes failed the character check waits for its owner.
+    "job.review",
 )
 USER_AGENT = "NanoBananaStudio-Webhooks/1"
 SIGNATURE_PREFIX = "sha256="

@@ -262,7 +262,7 @@ class BatchViewSet(
         batch = self.get_object()
         cancelled = []
         for job in batch.jobs.all():
-            if job.status not in Job.ACTIVE_STATUSES:
+            if job.status not in Job.CANCELLABLE_STATUSES:
                 continue
             try:
                 control.cancel(job)

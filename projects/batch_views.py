@@ -154,10 +154,10 @@ def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def batch_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Cancel every queued or running job of the batch (``control.cancel``)."""
+    """Cancel every queued, running or held job of the batch (``control.cancel``)."""
     batch = _get_batch_for_user(request, pk)
     cancelled = 0
-    for job in batch.jobs.filter(status__in=Job.ACTIVE_STATUSES):
+    for job in batch.jobs.filter(status__in=Job.CANCELLABLE_STATUSES):
         try:
             control.cancel(job)
         except control.JobActionRefused:

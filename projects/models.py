@@ -37,6 +37,11 @@ class Project(models.Model):
         RENDERING = "rendering", "Rendering"
         RENDERED = "rendered", "Rendered"
         FAILED = "failed", "Failed"
+        REVIEW = "review", "Awaiting review"
+
+    class ReviewPolicy(models.TextChoices):
+        HOLD = "hold", "Hold the render until I review the flagged scenes"
+        CONTINUE = "continue", "Finish the render; I review the flagged scenes after"
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
@@ -54,6 +59,22 @@ class Project(models.Model):
     )
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.DRAFT
+    )
+    # Who the video is about: every scene showing them is checked against
+    # their identity. Quick mode (auto_character) finds them in the photos.
+    character = models.ForeignKey(
+        "characters.Character",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="projects",
+    )
+    auto_character = models.BooleanField(
+        default=True,
+        help_text="Without a character chosen, find the person in the photos.",
+    )
+    review_policy = models.CharField(
+        max_length=20, choices=ReviewPolicy.choices, default=ReviewPolicy.HOLD
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -182,6 +203,15 @@ class Scene(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Review(models.TextChoices):
+        """The consistency gate's verdict on a scene of a character."""
+
+        NONE = "", "Not checked"
+        PASSED = "passed", "Passed"
+        FLAGGED = "flagged", "Flagged for review"
+        APPROVED = "approved", "Approved by its owner"
+        REDONE = "redone", "Made again in a new render"
+
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="scenes"
     )
@@ -195,6 +225,10 @@ class Scene(models.Model):
     end_frame = models.PositiveIntegerField()
     image = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="scenes")
     move = models.CharField(max_length=20)
+    # Where zooms and pushes close in, as fractions of the photo: the
+    # character's face when the photo shows it, else the centre.
+    focus_x = models.FloatField(default=0.5)
+    focus_y = models.FloatField(default=0.5)
     # The registry's key (media_jobs.ModelSpec) of the model that makes the
     # scene; its VRAM need picks the queue, its revision is in the fingerprint.
     model = models.CharField(max_length=100, default="photo")
@@ -219,6 +253,22 @@ class Scene(models.Model):
     cached = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="Engine time.")
+    # The character the scene shows (checked by the consistency gate), and
+    # the gate's findings: the scene's score (its worst sampled frame), the
+    # verdict, the generation attempts, and per-frame scores in ``gate``.
+    character = models.ForeignKey(
+        "characters.Character",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="scenes",
+    )
+    consistency = models.FloatField(null=True, blank=True)
+    review = models.CharField(
+        max_length=20, choices=Review.choices, default=Review.NONE, blank=True
+    )
+    tries = models.PositiveSmallIntegerField(default=0)
+    gate = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["job", "index"]
@@ -234,6 +284,10 @@ class Scene(models.Model):
     @property
     def frames(self) -> int:
         return self.end_frame - self.start_frame
+
+    @property
+    def focus(self) -> tuple[float, float]:
+        return (self.focus_x, self.focus_y)
 
 
 class Render(models.Model):

@@ -31,11 +31,13 @@ from .scene_engines import DEFAULT_MODEL, model_spec, queue_for_model
 
 RENDER_STAGE_TASKS = (
     ("analyze", "projects.analyze_music"),
+    ("character", "projects.find_character"),
     ("plan", "projects.plan_scenes"),
 )
 RENDER_ERROR_CALLBACK = "projects.render_failed"
 ANALYSIS_ERROR_CALLBACK = "projects.job_failed"
 SCENE_TASK = "projects.render_scene"
+CAST_TASK = "projects.cast_project"
 ASSEMBLE_TASK = "projects.assemble_render"
 
 
@@ -124,11 +126,25 @@ def analysis_canvas(job: Job) -> Signature:
     )
 
 
+def casting_canvas(job: Job) -> Signature:
+    return pipeline(
+        job.pk,
+        [CAST_TASK],
+        on_error=ANALYSIS_ERROR_CALLBACK,
+        priority=celery_priority(job.priority),
+        attempt=job.attempts,
+    )
+
+
 def register_job_kinds() -> None:
     scheduler.register_kind(Job.Kind.RENDER, render_canvas, RENDER_ERROR_CALLBACK)
-    # A song's analysis is seconds of work a page is waiting for: no slot.
+    # A song's analysis, like finding the character in the photos, is
+    # seconds of work a page is waiting for: no slot.
     scheduler.register_kind(
         Job.Kind.ANALYZE, analysis_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
+    )
+    scheduler.register_kind(
+        Job.Kind.CAST, casting_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
     )
 
 
@@ -152,6 +168,12 @@ def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]
         model_spec(model)
     except ValueError as exc:
         raise RenderNotReady(str(exc)) from exc
+    policy = overrides.get("review_policy") or project.review_policy
+    if policy not in Project.ReviewPolicy.values:
+        raise RenderNotReady(
+            f"unknown review policy {policy!r}; choose one of:"
+            f" {', '.join(Project.ReviewPolicy.values)}"
+        )
     return {
         "preset": overrides.get("preset") or project.preset,
         "format": overrides.get("format") or project.output_format,
@@ -159,6 +181,7 @@ def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]
         "style": overrides.get("style") or project.style,
         "model": model,
         "music": music.pk,
+        "review_policy": policy,
     }
 
 
@@ -244,6 +267,34 @@ def start_analysis(song: Asset) -> Job:
     return job
 
 
+def start_casting(project: Project) -> Job | None:
+    """Quick mode, as photos arrive: a job that finds (or keeps learning)
+    the project's character in its photos, so the project shows who it is
+    before anything renders. None when the project has a character chosen
+    by hand, Quick mode is off, or such a job is already waiting."""
+    if not project.auto_character:
+        return None
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        project.refresh_from_db(fields=["character", "auto_character"])
+        chosen = project.character
+        if chosen is not None and not chosen.auto_created:
+            return None
+        waiting = project.jobs.filter(kind=Job.Kind.CAST, status=Job.Status.QUEUED)
+        if waiting.exists():
+            return None
+        job = Job.objects.create(
+            owner=project.owner,
+            project=project,
+            kind=Job.Kind.CAST,
+            params={"project": project.pk},
+            priority=Job.Priority.HIGH,
+        )
+        records.create_stages(job, ("character",))
+        scheduler.submit(job)
+    return job
+
+
 def render_now(project: Project, **overrides: Any) -> Job:
     """Run a whole render in this process (the ``render`` command)."""
     job = create_render_job(project, **overrides)
@@ -282,7 +333,7 @@ def rerender_scene(
         )
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=job.project_id).first()
-        done = [s for s in RENDER_STAGE_TASKS if s[0] in ("analyze", "plan")]
+        done = list(RENDER_STAGE_TASKS)
         params = {
             **{k: v for k, v in job.params.items() if k not in ("resumes",)},
             "stages_finished": [stage for stage, _ in done],
@@ -311,6 +362,9 @@ def rerender_scene(
                 end_frame=scene.end_frame,
                 image=image if scene.index == index and image else scene.image,
                 move=move if scene.index == index and move else scene.move,
+                focus_x=scene.focus_x,
+                focus_y=scene.focus_y,
+                character_id=scene.character_id,
                 model=scene.model,
                 seed=(
                     (seed if seed is not None else random.getrandbits(31))
@@ -319,6 +373,13 @@ def rerender_scene(
                 ),
                 transition=scene.transition,
                 transition_frames=scene.transition_frames,
+                # An approval carries over to a scene made again unchanged.
+                review=(
+                    Scene.Review.APPROVED
+                    if scene.review == Scene.Review.APPROVED and scene.index != index
+                    else Scene.Review.NONE
+                ),
+                fingerprint=scene.fingerprint if scene.index != index else "",
             )
             for scene in old_scenes
         )

@@ -19,9 +19,9 @@ from django.db import transaction
 from django.db.models import ProtectedError, Q
 
 from media_jobs import lifecycle
+from media_jobs.files import delete_file
 from media_jobs.models import Job
 
-from .files import delete_file
 from .models import Asset, Project, Scene
 
 logger = logging.getLogger(__name__)

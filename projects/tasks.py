@@ -24,20 +24,29 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from characters.models import Character
 from media_jobs import cache, lifecycle, records
+from media_jobs.files import (
+    delete_file,
+    local_file,
+    scratch_dir,
+    store_file,
+)
 from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec, RunStatus
 from media_jobs.orchestration import fan_out
 from media_jobs.progress import JobStopped, ProgressManager, publish_scene
-from workers.assembly.presets import OutputPreset, get_preset
+from workers.assembly.presets import get_preset
 from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
 from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
-from workers.scenes import SceneRequest, SceneStopped
+from workers.faces.base import FaceModelMissing
+from workers.scenes import SceneStopped
 
 from .analysis import analyse_file, find_analysis
-from .files import delete_file, local_file, scratch_dir, store_file, store_new_file
+from .casting import focus_of, photo_matches, render_character
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .pipeline import scenes_canvas
 from .scene_engines import engine_for, model_spec
+from .scene_making import make_checked, scene_fingerprint
 from .storyboard import DEFAULT_FOCUS, PlanningError
 from .storyboard import plan_scenes as plan_storyboard
 
@@ -218,6 +227,91 @@ def analyze_music(self, job_id: int) -> None:
         records.mark_stage_cached(job_id, "analyze")
 
 
+@shared_task(name="projects.find_character", bind=True)
+def find_character(self, job_id: int) -> None:
+    """Who this render is about (Quick mode registers them from the photos)
+    and which photos show them, for the planner and the consistency gate."""
+    job = _begin_stage(job_id, "character")
+    if job is None:
+        return
+    started = time.monotonic()
+    with (
+        tracked(
+            self, job_id, "character", "character", what="finding the character"
+        ) as run,
+        ProgressManager(job_id, "character") as progress,
+    ):
+        images = list(job.project.images())
+        try:
+            cast = render_character(job.project, images, progress.update)
+            character = cast.character
+            matches, computed = (
+                photo_matches(character, images, progress.update)
+                if character
+                else ({}, 0)
+            )
+        except FaceModelMissing as exc:
+            raise PipelineError(str(exc)) from exc
+        except ValueError as exc:
+            raise PipelineError(_name_uploads(str(exc), images)) from exc
+        # Nothing registered or looked for, every photo's match from the cache.
+        run["cached"] = not cast.worked and computed == 0 and character is not None
+    if character is None:
+        summary, found = "no character to check scenes against", None
+    else:
+        shown = sum(1 for m in matches.values() if m["shows_character"])
+        summary = f"{character.name}: in {shown} of {len(images)} photos"
+        found = {"id": character.pk, "name": character.name, "photos": matches}
+    lifecycle.finish_stage(
+        job_id,
+        "character",
+        time.monotonic() - started,
+        summary,
+        params={"character": found},
+    )
+    if run["cached"]:
+        records.mark_stage_cached(job_id, "character")
+
+
+@shared_task(name="projects.cast_project", bind=True)
+def cast_project(self, job_id: int) -> int | None:
+    """Quick mode as photos arrive: find the project's character in its
+    photos (or add new photos of that person to it)."""
+    job = _running_job(job_id)
+    if job is None:
+        return None
+    with (
+        tracked(self, job_id, "character", "character", what="finding the character"),
+        ProgressManager(job_id, "character", span=(0.0, 0.99)) as progress,
+    ):
+        images = list(job.project.images())
+        try:
+            cast = render_character(job.project, images, progress.update)
+        except FaceModelMissing as exc:
+            raise PipelineError(str(exc)) from exc
+        except ValueError as exc:
+            raise PipelineError(_name_uploads(str(exc), images)) from exc
+    lifecycle.finish_stage(job_id, "character", 0.0)
+    character = cast.character
+    if character is None:
+        lifecycle.succeed(job_id, "no face found in the photos yet")
+        return None
+    lifecycle.succeed(
+        job_id, f"{character.name}: {character.reference_count} photos in the identity"
+    )
+    return character.pk
+
+
+def _scene_cast(job: Job, image: Asset) -> tuple[int | None, tuple[float, float]]:
+    """The character a scene made from ``image`` shows (None: nobody to
+    check), and where its camera closes in: that person's face."""
+    found = job.params.get("character") or {}
+    match = (found.get("photos") or {}).get(str(image.pk))
+    focus = focus_of(match) or DEFAULT_FOCUS
+    shows = bool(match and match.get("shows_character"))
+    return (found.get("id") if shows else None), focus
+
+
 @shared_task(name="projects.plan_scenes", bind=True)
 def plan_scenes(self, job_id: int):
     job = _begin_stage(job_id, "plan")
@@ -252,6 +346,7 @@ def plan_scenes(self, job_id: int):
                 raise Ignore()
             # Scenes of an interrupted earlier delivery are replaced.
             Scene.objects.filter(job_id=job_id).delete()
+            cast = {image.pk: _scene_cast(job, image) for image in images}
             scenes = Scene.objects.bulk_create(
                 Scene(
                     project=project,
@@ -263,6 +358,9 @@ def plan_scenes(self, job_id: int):
                     end_frame=p.end_frame,
                     image=images[p.image_index],
                     move=p.move,
+                    focus_x=cast[images[p.image_index].pk][1][0],
+                    focus_y=cast[images[p.image_index].pk][1][1],
+                    character_id=cast[images[p.image_index].pk][0],
                     model=model,
                     transition=p.transition,
                     transition_frames=p.transition_frames,
@@ -281,33 +379,6 @@ def plan_scenes(self, job_id: int):
             )
     ordered = sorted(scenes, key=lambda s: s.index)
     return fan_out(self, scenes_canvas(job, ordered))
-
-
-SCENE_PREVIEW = "preview.jpg"
-
-
-def scene_fingerprint(scene: Scene, spec: ModelSpec, preset: OutputPreset) -> str:
-    """Everything that decides the scene's own output (its joins aside):
-    the photo's content, the frame, the move, the model (``spec``) and its
-    revision, the engine and its version, the seed."""
-    engine = engine_for(spec)
-    width, height, fps = preset.width, preset.height, preset.fps
-    return cache.fingerprint(
-        {
-            "kind": "scene",
-            "engine": engine.name,
-            "engine_version": engine.version,
-            "model": spec.key,
-            "model_revision": spec.revision,
-            "image": scene.image.sha256,
-            "size": [width, height],
-            "fps": fps,
-            "frames": scene.frames,
-            "move": scene.move,
-            "focus": list(DEFAULT_FOCUS),
-            "seed": scene.seed,
-        }
-    )
 
 
 def _report_scene_progress(job_id: int) -> None:
@@ -352,91 +423,12 @@ def _publish_scene(scene_id: int) -> None:
     )
 
 
-def _scene_from_cache(scene: Scene, entry: CacheEntry) -> None:
-    Scene.objects.filter(pk=scene.pk).update(
-        status=Scene.Status.DONE,
-        clip=entry.result.get("clip") or scene.image.file.name,
-        thumbnail=entry.result.get("thumbnail", ""),
-        cached=True,
-        error="",
-        seconds=0.0,
-    )
-
-
-def _make_scene(
-    scene: Scene, spec: ModelSpec, preset: OutputPreset, fingerprint: str
-) -> None:
-    """Run the scene's engine and store what it made under its fingerprint."""
-    engine = engine_for(spec)
-    started = time.monotonic()
-    base = f"scenes/{fingerprint[:2]}/{fingerprint}"
-    stored: list[str] = []
-    created: list[str] = []  # what this call wrote: the rest may be shared
-    key = f"scene-{scene.index}"
-
-    def on_progress(fraction: float, message: str) -> None:
-        # Each report is also the engine's chance to learn of a cancel.
-        if not records.task_progress(scene.job_id, key, fraction):
-            raise JobStopped(f"job {scene.job_id} is no longer running")
-
-    with ExitStack() as stack:
-        tmp = stack.enter_context(scratch_dir(f"scene-{scene.pk}"))
-        image = stack.enter_context(local_file(scene.image.file.name))
-        request = SceneRequest(
-            index=scene.index,
-            image=image,
-            out_dir=tmp,
-            width=preset.width,
-            height=preset.height,
-            fps=preset.fps,
-            frames=scene.frames,
-            move=scene.move,
-            focus=DEFAULT_FOCUS,
-            seed=scene.seed,
-            on_progress=on_progress,
-        )
-        output = engine.render(request)
-
-        def keep(local: Path, name: str) -> None:
-            saved, new = store_new_file(local, name)
-            stored.append(saved)
-            if new:
-                created.append(saved)
-
-        try:
-            if output.preview is not None:
-                keep(output.preview, f"{base}/{SCENE_PREVIEW}")
-            if output.clip is not None:
-                keep(output.clip, f"{base}/clip{output.clip.suffix}")
-        except BaseException:
-            # Content-addressed names: a file that was already there is
-            # another scene's or cache entry's as well, and stays.
-            for name in created:
-                delete_file(name)
-            raise
-    seconds = time.monotonic() - started
-    preview = stored[0] if output.preview is not None else ""
-    clip = stored[-1] if output.clip is not None else ""
-    size = sum(default_storage.size(name) for name in stored)
-    cache.store(
-        fingerprint,
-        CacheEntry.Kind.SCENE,
-        files=stored,
-        result={"clip": clip, "thumbnail": preview},
-        model_key=spec.key,
-        model_revision=spec.revision,
-        engine_version=engine.version,
-        size=size,
-        seconds=seconds,
-    )
-    Scene.objects.filter(pk=scene.pk).update(
-        status=Scene.Status.DONE,
-        clip=clip or scene.image.file.name,
-        thumbnail=preview,
-        cached=False,
-        error="",
-        seconds=round(seconds, 3),
-    )
+def _scene_character(scene: Scene) -> Character | None:
+    """The character the scene must show, when it has an identity to check."""
+    if scene.character_id is None:
+        return None
+    character = Character.objects.filter(pk=scene.character_id).first()
+    return character if character is not None and character.is_ready else None
 
 
 @shared_task(name="projects.render_scene", bind=True)
@@ -453,10 +445,19 @@ def render_scene(self, scene_id: int) -> int | None:
         not scene.clip or default_storage.exists(scene.clip)
     ):
         return scene_id  # a second delivery of a finished scene
+    key = f"scene-{scene.index}"
+    # A scene its owner approved stays approved while its output is the same.
+    approved = scene.fingerprint if scene.review == Scene.Review.APPROVED else ""
+
+    def on_progress(fraction: float, message: str) -> None:
+        # Each report is also the engine's chance to learn of a cancel.
+        if not records.task_progress(scene.job_id, key, fraction):
+            raise JobStopped(f"job {scene.job_id} is no longer running")
+
     with tracked(
         self,
         scene.job_id,
-        f"scene-{scene.index}",
+        key,
         "scenes",
         what=f"scene {scene.index}",
         scene_index=scene.index,
@@ -465,28 +466,50 @@ def render_scene(self, scene_id: int) -> int | None:
         try:
             preset = get_preset(scene.job.params["preset"])
             spec = model_spec(scene.model)
-            fingerprint = scene_fingerprint(scene, spec, preset)
             Scene.objects.filter(pk=scene_id).update(
-                status=Scene.Status.RUNNING, fingerprint=fingerprint
+                status=Scene.Status.RUNNING,
+                fingerprint=scene_fingerprint(scene, spec, preset),
             )
-            entry = cache.lookup(
-                fingerprint, CacheEntry.Kind.SCENE, exists=default_storage.exists
+            made = make_checked(
+                scene,
+                spec,
+                preset,
+                _scene_character(scene),
+                on_progress,
+                seeded=getattr(engine_for(spec), "seeded", True),
             )
-            if entry is not None:
-                run["cached"] = True
-                _scene_from_cache(scene, entry)
-            else:
-                _make_scene(scene, spec, preset, fingerprint)
         except (Ignore, JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
             timed_out = isinstance(exc, SoftTimeLimitExceeded)
             if timed_out and records.job_is_running(scene.job_id):
                 _fail_scene(scene, _time_limit_error(f"scene {scene.index}"))
             raise
+        except FaceModelMissing as exc:
+            error = f"scene {scene.index}: {exc}"
+            _fail_scene(scene, error)
+            raise PipelineError(error) from exc
         except Exception as exc:
             # Engines name the stored file; the user knows the photo by its name.
             error = f"scene {scene.index}: {_in_user_terms(exc, scene.image)}"
             _fail_scene(scene, error)
             raise PipelineError(error) from exc
+        produced = made.produced
+        run["cached"] = produced.cached
+        if approved and approved == produced.fingerprint:
+            made.review = Scene.Review.APPROVED
+        Scene.objects.filter(pk=scene_id).update(
+            status=Scene.Status.DONE,
+            seed=produced.seed,
+            fingerprint=produced.fingerprint,
+            clip=produced.clip or scene.image.file.name,
+            thumbnail=produced.thumbnail,
+            cached=produced.cached,
+            error="",
+            seconds=round(produced.seconds, 3),
+            review=made.review,
+            consistency=made.score,
+            gate=made.gate,
+            tries=made.tries,
+        )
     _publish_scene(scene_id)
     _report_scene_progress(scene.job_id)
     return scene_id
@@ -541,6 +564,11 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
             "bpm_confidence": round(analysis.bpm_confidence, 3),
             "analysis_engine": analysis.engine_version,
         },
+        "character": job.params.get("character")
+        and {
+            "id": job.params["character"]["id"],
+            "name": job.params["character"]["name"],
+        },
         "cuts": [s.start for s in scenes[1:]],
         "scenes": [
             {
@@ -563,6 +591,7 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
                 "fingerprint": s.fingerprint,
                 "cached": s.cached,
                 "seconds": s.seconds,
+                **_consistency_entry(s),
             }
             for s in scenes
         ],
@@ -571,6 +600,22 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
             {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION},
         ],
         "timings": job.params.get("timings", {}),
+    }
+
+
+def _consistency_entry(scene: Scene) -> dict[str, Any]:
+    """What the manifest says of a scene's character check (scores only:
+    never an embedding)."""
+    if scene.character_id is None:
+        return {}
+    return {
+        "character": scene.character_id,
+        "consistency": {
+            "score": scene.consistency,
+            "review": scene.review,
+            "tries": scene.tries,
+            "threshold": scene.gate.get("threshold"),
+        },
     }
 
 
@@ -590,6 +635,11 @@ def _embeddable(manifest: dict) -> dict:
     return data
 
 
+def is_still(scene: Scene) -> bool:
+    """The scene's source is its photo (moved by the renderer), not a clip."""
+    return not scene.clip or scene.clip == scene.image.file.name
+
+
 def build_timeline(
     scenes: Sequence[Scene],
     sources: Sequence[Path],
@@ -603,7 +653,8 @@ def build_timeline(
     manifest: dict | None = None,
 ) -> dict[str, Any]:
     """The timeline document (``workers.assembly.timeline``) of planned
-    scenes; ``sources[k]`` is the local path of scene k's photo.
+    scenes; ``sources[k]`` is the local path of scene k's source (its photo
+    or its clip).
 
     Scene k covers output frames [start_frame, end_frame) from cut to cut; a
     transition of n frames centred on a cut at frame c covers
@@ -622,12 +673,17 @@ def build_timeline(
         first = scene.start_frame - incoming // 2
         end = scene.end_frame + (outgoing - outgoing // 2)
         clip: dict[str, Any] = {
-            "source": {"kind": "still", "file": str(source)},
             "start": first / fps,
             "duration": (end - first) / fps,
-            "move": scene.move,
-            "focus": {"x": DEFAULT_FOCUS[0], "y": DEFAULT_FOCUS[1]},
         }
+        if is_still(scene):
+            clip["source"] = {"kind": "still", "file": str(source)}
+            clip["move"] = scene.move
+            clip["focus"] = {"x": scene.focus_x, "y": scene.focus_y}
+        else:
+            # A clip its engine made: played from its start, its last frame
+            # held if the scene's transitions need more.
+            clip["source"] = {"kind": "video", "file": str(source)}
         if not last:
             kind = scene.transition if outgoing else "cut"
             clip["transition"] = {"type": kind, "duration": outgoing / fps}
@@ -724,7 +780,7 @@ def render_fingerprint(
             "analysis": [analysis.engine_version, analysis.sha256],
             "scenes": [
                 [s.fingerprint, s.start_frame, s.end_frame, s.transition,
-                 s.transition_frames]
+                 s.transition_frames, s.character_id, s.review, s.consistency]
                 for s in scenes
             ],
         }
@@ -859,6 +915,31 @@ def _assemble(
     return (stored[0], stored[1]), details, time.monotonic() - started
 
 
+def _held_for_review(job: Job) -> bool:
+    """Hold the job for its owner when scenes failed the consistency gate
+    and the render was asked to wait for a review (the default); True when
+    it was held. The other policy assembles the video anyway."""
+    if job.params.get("review_policy", "hold") != Project.ReviewPolicy.HOLD:
+        return False
+    scenes = list(Scene.objects.filter(job_id=job.pk).order_by("index"))
+    flagged = [s.index for s in scenes if s.review == Scene.Review.FLAGGED]
+    if not flagged or any(s.status != Scene.Status.DONE for s in scenes):
+        return False
+    _close_scenes_stage(job.pk, scenes)
+    names = ", ".join(str(i) for i in flagged)
+    noun = "scene" if len(flagged) == 1 else "scenes"
+    message = (
+        f"{len(flagged)} {noun} ({names}) failed the character check and await review"
+    )
+    with transaction.atomic():
+        held = lifecycle.hold_for_review(job.pk, message)
+        if held:
+            Project.objects.filter(pk=job.project_id).update(
+                status=Project.Status.REVIEW
+            )
+    return held
+
+
 @shared_task(name="projects.assemble_render", bind=True)
 def assemble_render(self, job_id: int) -> int | None:
     job = _running_job(job_id)
@@ -868,6 +949,8 @@ def assemble_render(self, job_id: int) -> int | None:
     if existing is not None:  # a second delivery after the render was saved
         lifecycle.succeed(job_id)
         return existing.pk
+    if _held_for_review(job):
+        return None
     with tracked(self, job_id, "assemble", "assemble", what="the assembly") as run:
         scenes = list(
             Scene.objects.select_related("image")

@@ -16,7 +16,7 @@ from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.http import HttpRequest
 
 # The same wording as the other refusals of validate_upload.
-from .validation import _human_bytes, _shown
+from workers.validation import _human_bytes, _shown
 
 REJECTIONS_ATTRIBUTE = "upload_rejections"
 

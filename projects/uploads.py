@@ -10,15 +10,16 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
-from .files import scratch_dir
-from .models import Asset, Project
-from .pipeline import start_analysis
-from .validation import (
+from media_jobs.files import spooled
+from workers.validation import (
     UploadRejected,
     ValidatedUpload,
     clean_display_name,
     validate_upload,
 )
+
+from .models import Asset, Project
+from .pipeline import start_analysis, start_casting
 
 __all__ = ["UploadRejected", "accept_upload", "add_asset", "add_asset_from_path"]
 
@@ -93,23 +94,18 @@ def add_asset(
 ) -> Asset:
     """Validate and store a file from a request (page form or API)."""
     name = upload.name or ""
-    if hasattr(upload, "temporary_file_path"):
-        path = Path(upload.temporary_file_path())
-        checked = _validate(path, name, expected_kind)
-        return _save(project, path, name, checked)
-    with scratch_dir("upload") as tmp:
-        path = tmp / "upload.bin"
-        with path.open("wb") as dst:
-            for chunk in upload.chunks():
-                dst.write(chunk)
+    with spooled(upload) as path:
         checked = _validate(path, name, expected_kind)
         return _save(project, path, name, checked)
 
 
 def accept_upload(project: Project, upload: UploadedFile) -> Asset:
-    """A file from the page or the API: stored, and a song analysed at once
-    so its picture appears and a render finds the analysis ready."""
+    """A file from the page or the API: stored; a song analysed at once so
+    its picture appears and a render finds the analysis ready, and a photo
+    looked at for the project's character (Quick mode)."""
     asset = add_asset(project, upload)
     if asset.kind == Asset.Kind.AUDIO:
         start_analysis(asset)
+    elif asset.kind == Asset.Kind.IMAGE:
+        start_casting(project)
     return asset

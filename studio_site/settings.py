@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "media_jobs",
+    "characters",
     "projects",
 ]
 
@@ -108,6 +109,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "studio_site.context.studio",
+                # The number of scenes waiting for the user's review (nav).
+                "projects.review_views.review_count_context",
             ],
         },
     },
@@ -183,7 +186,7 @@ STORAGES = {
     },
 }
 
-# Uploads: the limits that validation enforces (see projects/validation.py).
+# Uploads: the limits that validation enforces (see workers/validation.py).
 STUDIO_MAX_UPLOAD_BYTES = env_int("STUDIO_MAX_UPLOAD_MB", 200) * 1024 * 1024
 STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 50_000_000)
 STUDIO_MAX_AUDIO_SECONDS = env_float("STUDIO_MAX_AUDIO_SECONDS", 1800.0)
@@ -245,6 +248,7 @@ CELERY_TASK_ROUTES = {
     "media_jobs.deliver_webhook": {"queue": "io"},
     "media_jobs.*": {"queue": "cpu"},
     "projects.*": {"queue": "cpu"},
+    "characters.*": {"queue": "cpu"},
 }
 # The reconciler: finishes or fails jobs whose tasks were lost, and admits
 # waiting jobs when a slot frees without anyone noticing.
@@ -278,6 +282,17 @@ STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 # Extra scene engines, as "module:attribute" entries (media_jobs.ModelSpec.engine
 # names them); the built-in photo engine is always there.
 STUDIO_SCENE_ENGINES = env_list("STUDIO_SCENE_ENGINES")
+# Downloaded model weights (the InsightFace pack, generators) on this host.
+STUDIO_MODEL_STORE = Path(env_str("STUDIO_MODEL_STORE", str(DATA_DIR / "models")))
+# Characters: the face provider new characters are registered with ("dlib",
+# embedded, or "insightface", from the model store), and the consistency gate
+# every scene of a character passes: generation attempts before a scene is
+# sent to its owner's review, sampled frames per second, and the share of
+# sampled frames that must show the character.
+STUDIO_FACE_PROVIDER = env_str("STUDIO_FACE_PROVIDER", "dlib")
+STUDIO_CONSISTENCY_TRIES = env_int("STUDIO_CONSISTENCY_TRIES", 3)
+STUDIO_GATE_SAMPLES_PER_SECOND = env_float("STUDIO_GATE_SAMPLES_PER_SECOND", 2.0)
+STUDIO_GATE_MIN_PRESENCE = env_float("STUDIO_GATE_MIN_PRESENCE", 0.5)
 # A failing scene reaches the render's error callback directly, not only
 # through the chord body; failing the job is idempotent either way.
 CELERY_TASK_ALLOW_ERROR_CB_ON_CHORD_HEADER = True

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+import av
+
+from workers.faces.frames import StillFrames
 from workers.scenes import SceneOutput, SceneRequest
 from workers.scenes.photo import PhotoEngine
 
@@ -35,3 +38,53 @@ class SlowPhotoEngine:
                 step / steps, f"scene {request.index}: step {step} of {steps}"
             )
         return output
+
+
+class DriftingEngine:
+    """A stand-in for a generator that sometimes loses its character, which
+    this machine cannot run: it makes a clip of the scene's photo under its
+    camera move, except for the seeds listed in ``$STUDIO_TEST_DRIFT_SEEDS``
+    (comma-separated), whose clip switches half-way to the person in
+    ``$STUDIO_TEST_IMPOSTOR`` (a photo), as a drifting identity would.
+
+    A new seed changes what it makes (``seeded``), so the consistency gate
+    makes a failing scene again with new seeds.
+    """
+
+    name = "drift-test"
+    version = "drift-1"
+    seeded = True
+
+    def render(self, request: SceneRequest) -> SceneOutput:
+        size = (request.width, request.height)
+        frames = max(request.frames, 1)
+        own = StillFrames(
+            request.image, size, frames, request.fps, request.move, request.focus
+        )
+        drift = {
+            int(s)
+            for s in os.environ.get("STUDIO_TEST_DRIFT_SEEDS", "").split(",")
+            if s
+        }
+        other = None
+        if request.seed in drift:
+            other = StillFrames(
+                os.environ["STUDIO_TEST_IMPOSTOR"], size, frames, request.fps,
+                request.move,
+            )  # fmt: skip
+        clip = request.out_dir / "clip.mp4"
+        with av.open(str(clip), "w") as container:
+            stream = container.add_stream("libx264", rate=request.fps)
+            stream.width, stream.height = own.size
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"preset": "ultrafast", "crf": "20"}
+            for i in range(frames):
+                source = other if other is not None and i >= frames // 2 else own
+                picture = av.VideoFrame.from_ndarray(source.frame(i), format="rgb24")
+                for packet in stream.encode(picture):
+                    container.mux(packet)
+                request.report(i / frames, f"scene {request.index}: frame {i}")
+            for packet in stream.encode():
+                container.mux(packet)
+        preview = PhotoEngine().render(request).preview
+        return SceneOutput(preview=preview, clip=clip)

@@ -24,6 +24,11 @@ from studio_site.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SCENE_ENGINES = "tests.engines:SlowPhotoEngine"
+# The session worker also knows the generator that loses its character for
+# the seeds in STUDIO_TEST_DRIFT_SEEDS (tests/engines.py), for the
+# consistency gate's farm test; its impostor is this file of the shared folder.
+DRIFT_ENGINE = "tests.engines:DriftingEngine"
+IMPOSTOR = "impostor.jpg"
 
 
 def _require_services() -> None:
@@ -51,8 +56,18 @@ def _process_env(shared_media: Path) -> dict[str, str]:
         "STUDIO_LOG_LEVEL": "INFO",
         # The slow stand-in for a model-backed engine (tests/engines.py): a
         # worker that plans a render must know every engine its scenes name.
-        "STUDIO_SCENE_ENGINES": TEST_SCENE_ENGINES,
+        "STUDIO_SCENE_ENGINES": f"{TEST_SCENE_ENGINES},{DRIFT_ENGINE}",
+        "STUDIO_TEST_DRIFT_SEEDS": _drifting_seeds(),
+        "STUDIO_TEST_IMPOSTOR": str(shared_media / IMPOSTOR),
     }
+
+
+def _drifting_seeds() -> str:
+    """Seed 0 and the seeds of its next attempts: a scene of the drifting
+    engine planned with seed 0 never passes the consistency gate."""
+    from projects.scene_making import next_seed
+
+    return ",".join(str(s) for s in (0, next_seed(0, 2), next_seed(0, 3)))
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -37,7 +37,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -517,7 +517,7 @@ def _validate_image(
                 im.verify()
             with Image.open(path, formats=[pillow_format]) as im:
                 im.load()
-                metadata = {
+                metadata: dict[str, Any] = {
                     "width": im.width,
                     "height": im.height,
                     "format": pillow_format,

@@ -287,6 +287,9 @@ def test_a_scene_that_raises_fails_the_job_once_and_leaves_no_files(
     Image.fromarray(np.asarray(skimage.data.coffee())).save(third)
     files = {**sample_files, "coffee": third}
     project = _project(alice, files, ("astronaut", "hopper", "coffee"), duration=6.0)
+    # Quick mode off: it would find the damaged photo before any scene does.
+    project.auto_character = False
+    project.save(update_fields=["auto_character"])
     broken = project.images().get(original_name="grace_hopper.jpg")
     Path(default_storage.path(broken.file.name)).write_bytes(b"\x00" * 4096)
     logs = _session_logs(worker_media)
@@ -378,7 +381,7 @@ def test_an_identical_render_is_served_from_the_cache_without_an_engine(
     runs = {r.key: r for r in TaskRun.objects.filter(job=second)}
     scene_keys = {f"scene-{s.index}" for s in Scene.objects.filter(job=second)}
     assert scene_keys
-    engine_runs = {"analyze", "assemble", *scene_keys}
+    engine_runs = {"analyze", "character", "assemble", *scene_keys}
     assert engine_runs <= set(runs), sorted(runs)
     not_cached = sorted(k for k in engine_runs if not runs[k].cached)
     assert not_cached == [], not_cached

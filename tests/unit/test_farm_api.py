@@ -60,6 +60,7 @@ def test_a_finished_render_shows_its_stages_and_tasks(api, rendered):
 
     assert [s["name"] for s in body["stages"]] == [
         "analyze",
+        "character",
         "plan",
         "scenes",
         "assemble",
@@ -69,7 +70,7 @@ def test_a_finished_render_shows_its_stages_and_tasks(api, rendered):
     scenes = Scene.objects.filter(job=rendered).count()
     keys = {t["key"] for t in body["tasks"]}
     assert {f"scene-{i}" for i in range(scenes)} <= keys
-    assert {"analyze", "plan"} <= keys
+    assert {"analyze", "character", "plan"} <= keys
     for task in body["tasks"]:
         assert task["status"] == "done"
         assert task["deliveries"] >= 1
@@ -119,7 +120,7 @@ def test_the_job_list_takes_the_same_queries_for_more_jobs(api, alice):
         listed = api.get("/api/jobs/").json()
 
     assert listed["count"] == 5
-    assert all(len(job["stages"]) == 4 for job in listed["results"])
+    assert all(len(job["stages"]) == 5 for job in listed["results"])
     assert all(len(job["tasks"]) == 3 for job in listed["results"])
     assert len(many) == len(few)
 
@@ -298,6 +299,7 @@ def test_a_json_batch_creates_one_job_per_render_with_its_priority(
         "succeeded": 0,
         "failed": 0,
         "cancelled": 0,
+        "review": 0,
     }
     listed = api.get("/api/batches/").json()
     assert [b["id"] for b in listed["results"]] == [batch.pk]
@@ -512,7 +514,7 @@ def test_submit_batch_creates_the_batch_and_its_jobs(alice, small_project, farm_
 
     (job,) = batch.jobs.all()
     assert (job.priority, job.params["preset"], job.owner) == (2, "square", alice)
-    assert JobStage.objects.filter(job=job).count() == 4
+    assert JobStage.objects.filter(job=job).count() == 5
 
 
 # --- owner isolation ------------------------------------------------------------------

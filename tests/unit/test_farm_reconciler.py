@@ -14,7 +14,7 @@ from media_jobs.models import Job, TaskRun
 from media_jobs.reconciler import reconcile
 from projects.models import Render, Scene
 from projects.pipeline import create_render_job
-from projects.tasks import analyze_music, plan_scenes, render_scene
+from projects.tasks import analyze_music, find_character, plan_scenes, render_scene
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
 
@@ -50,6 +50,7 @@ def test_a_job_whose_chord_was_lost_is_finished_from_where_it_stood(
     monkeypatch.setattr("projects.tasks.fan_out", lambda task, canvas: None)
     job = create_render_job(project)
     analyze_music.apply(args=(job.pk,))
+    find_character.apply(args=(job.pk,))
     plan_scenes.apply(args=(job.pk,))
     first = Scene.objects.filter(job=job).order_by("index").first()
     render_scene.apply(args=(first.pk,))  # one scene got done before the loss

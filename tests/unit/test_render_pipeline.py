@@ -122,7 +122,13 @@ def test_the_manifest_lists_every_scene_its_cut_and_transition(project):
     ]
     assert {s["model"] for s in manifest["scenes"]} == {"photo"}
     assert manifest["grade"] == {"preset": "cinematic_teal_orange", "intensity": 0.7}
-    assert set(manifest["timings"]) == {"analyze", "plan", "scenes", "assemble"}
+    assert set(manifest["timings"]) == {
+        "analyze",
+        "character",
+        "plan",
+        "scenes",
+        "assemble",
+    }
     # The same manifest travels inside the video file.
     with default_storage.open(render.file) as handle, av.open(handle.name) as video:
         embedded = json.loads(video.metadata["studio_manifest"])
@@ -194,6 +200,9 @@ def test_the_timeline_overlaps_clips_by_their_centred_transitions(tmp_path):
             transition=transition,
             transition_frames=frames,
             move=move,
+            focus_x=0.5,
+            focus_y=0.5,
+            clip="",  # the photo is the source
         )
 
     scenes = [
@@ -276,7 +285,10 @@ def _failed_payloads(job_id: int):
 def test_a_failing_scene_fails_the_job_once_and_leaves_no_partial_files(
     alice, sample_files, settings
 ):
-    project = ProjectFactory(owner=alice, target_duration=6.0, preset="preview")
+    # Quick mode off: it would look at the photo first (see the next test).
+    project = ProjectFactory(
+        owner=alice, target_duration=6.0, preset="preview", auto_character=False
+    )
     photo = add_asset_from_path(project, sample_files["astronaut"])
     add_asset_from_path(project, sample_files["song"])
     # The stored photo is damaged after upload: its scenes cannot be rendered.
@@ -298,6 +310,27 @@ def test_a_failing_scene_fails_the_job_once_and_leaves_no_partial_files(
     assert len(sent) == 1
     assert Scene.objects.filter(job=job, status=Scene.Status.FAILED).exists()
     assert not (Path(settings.MEDIA_ROOT) / "renders").exists()
+    assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
+
+
+def test_quick_mode_names_a_damaged_photo_before_any_scene_is_made(
+    alice, sample_files, settings
+):
+    project = ProjectFactory(owner=alice, target_duration=6.0, preset="preview")
+    photo = add_asset_from_path(project, sample_files["astronaut"])
+    add_asset_from_path(project, sample_files["song"])
+    Path(default_storage.path(photo.file.name)).write_bytes(
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    )
+
+    job = render_now(project)
+
+    assert job.status == Job.Status.FAILED
+    assert job.error == "astronaut.png: not a picture that can be read"
+    assert not Scene.objects.filter(job=job).exists()
+    project.refresh_from_db()
+    assert project.character is None
+    assert not (Path(settings.MEDIA_ROOT) / "characters").exists()
     assert not list(Path(settings.STUDIO_WORK_DIR).glob("*"))
 
 

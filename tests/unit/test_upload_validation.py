@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from projects.validation import (
+from workers.validation import (
     UploadRejected,
     ValidatedUpload,
     clean_display_name,

@@ -75,6 +75,16 @@ class Command(BaseCommand):
             help=f"owner of the project made for this render (default {CLI_USER!r})",
         )
         parser.add_argument(
+            "--review",
+            default=Project.ReviewPolicy.CONTINUE,
+            choices=Project.ReviewPolicy.values,
+            help=(
+                "scenes that fail the character check after every attempt:"
+                " 'continue' (default here) renders them and lists them;"
+                " 'hold' leaves the render waiting for a review in the studio"
+            ),
+        )
+        parser.add_argument(
             "--json", action="store_true", help="print the manifest as JSON"
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -103,6 +113,7 @@ class Command(BaseCommand):
             target_duration=opts["duration"],
             preset=opts["preset"],
             output_format=opts["format"],
+            review_policy=opts["review"],
         )
         try:
             for image in opts["image"]:
@@ -144,6 +155,11 @@ class Command(BaseCommand):
                 bar.close()
         wall = time.monotonic() - started
 
+        if job.status == job.Status.REVIEW:
+            raise CommandError(
+                f"render #{job.pk} waits for a review: {job.message}; decide in the"
+                " studio's review queue (/reviews/)"
+            )
         if job.status != job.Status.SUCCEEDED:
             raise CommandError(f"render failed: {job.error or job.status}")
         render = job.render
@@ -164,6 +180,7 @@ class Command(BaseCommand):
                 f"Rendered {render.duration:.2f} s, {scenes} scenes, {size} "
                 f"in {wall:.1f} s: {output}"
             )
+            self.stdout.write(_character_line(render.manifest))
 
     def _owner(self, username: str):
         user_model = get_user_model()
@@ -172,3 +189,15 @@ class Command(BaseCommand):
             user.set_unusable_password()
             user.save(update_fields=["password"])
         return user
+
+
+def _character_line(manifest: dict[str, Any]) -> str:
+    character = manifest.get("character")
+    if not character:
+        return "No character found in the photos: no scene was checked."
+    checked = [s for s in manifest["scenes"] if "consistency" in s]
+    flagged = [s["index"] for s in checked if s["consistency"]["review"] == "flagged"]
+    line = f"Character {character['name']!r}: {len(checked)} scenes checked"
+    if flagged:
+        return line + f", scenes {flagged} failed every attempt (see the manifest)"
+    return line + ", all passed"

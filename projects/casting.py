@@ -1,0 +1,153 @@
+"""The character of a render: who the video is about (the project's chosen
+character, or in Quick mode the person found in its photos), and where that
+person is in each photo, which decides the scenes that must show them and
+where their camera moves close in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from characters.models import MAX_REFERENCES, Character, ReferenceImage
+from characters.quick import Photo, find_character, match_photo
+from characters.registration import (
+    ReferenceRefused,
+    add_reference,
+    delete_character,
+    register_pending,
+    threshold_of,
+)
+from media_jobs import cache
+from media_jobs.files import local_file
+from media_jobs.models import CacheEntry
+
+from .models import Asset, Project
+
+Progress = Callable[[float, str], None]
+
+
+def _photos(images: Sequence[Asset], stack: ExitStack) -> list[Photo]:
+    return [
+        Photo(stack.enter_context(local_file(a.file.name)), a.original_name, a.pk)
+        for a in images
+    ]
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who a render checks its scenes against (None: nobody), and whether
+    finding them took any work (a face looked for, a photo checked) or came
+    whole from what was known."""
+
+    character: Character | None
+    worked: bool
+
+
+def render_character(
+    project: Project, images: Sequence[Asset], progress: Progress
+) -> Cast:
+    """The character whose identity this render checks its scenes against,
+    registered first when it has photos waiting; None when the project has
+    none (and Quick mode found no face)."""
+    character = project.character
+    worked = False
+    if character is None:
+        if not project.auto_character or not images:
+            return Cast(None, worked=False)
+        progress(0.1, "looking for the character in the photos")
+        with ExitStack() as stack:
+            name = f"Lead of {project.title}"[:120]
+            found = find_character(project.owner, _photos(images, stack), name)
+        if found is None:
+            return Cast(None, worked=True)
+        claimed = Project.objects.filter(pk=project.pk, character=None).update(
+            character=found
+        )
+        if not claimed:  # another render of the project found one first
+            delete_character(found)
+            project.refresh_from_db(fields=["character"])
+            return render_character(project, images, progress)
+        character, worked = found, True
+    elif character.auto_created and project.auto_character:
+        worked = _add_new_photos(character, images, progress) > 0
+    if character.references.filter(status=ReferenceImage.Status.PENDING).exists():
+        progress(0.2, f"checking the photos of {character.name}")
+        character, worked = register_pending(character), True
+    return Cast(character if character.is_ready else None, worked)
+
+
+def _add_new_photos(
+    character: Character, images: Sequence[Asset], progress: Progress
+) -> int:
+    """Quick mode goes on learning: project photos uploaded after the
+    character was found become references when they show that person. The
+    number of photos looked at (the others' matches were known)."""
+    if not character.is_ready:
+        return 0
+    known = set(character.references.values_list("sha256", flat=True))
+    room = (
+        MAX_REFERENCES
+        - character.references.exclude(status=ReferenceImage.Status.REJECTED).count()
+    )
+    matches, computed = photo_matches(character, images, progress)
+    for asset in images:
+        match = matches[str(asset.pk)]
+        if room <= 0 or asset.sha256 in known or not match["shows_character"]:
+            continue
+        with local_file(asset.file.name) as path:
+            try:
+                add_reference(
+                    character, path, asset.original_name, hint_box=match["box"]
+                )
+            except ReferenceRefused:
+                continue
+        room -= 1
+    return computed
+
+
+def photo_matches(
+    character: Character, images: Sequence[Asset], progress: Progress
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """For each photo (by asset id): does it show ``character``, how alike,
+    and where; and how many photos were looked at (the rest came from the
+    cache, by the photo's content and the character's identity)."""
+    matches: dict[str, dict[str, Any]] = {}
+    computed = 0
+    for n, asset in enumerate(images):
+        key = cache.fingerprint(
+            {
+                "kind": "faces",
+                "image": asset.sha256,
+                "identity": character.identity_key,
+                "threshold": threshold_of(character),
+            }
+        )
+        entry = cache.lookup(key, CacheEntry.Kind.FACES)
+        if entry is not None:
+            matches[str(asset.pk)] = entry.result
+            continue
+        progress(0.3 + 0.7 * n / len(images), f"finding {character.name} in photos")
+        started = time.monotonic()
+        with local_file(asset.file.name) as path:
+            found = match_photo(character, Photo(path, asset.original_name, asset.pk))
+        matches[str(asset.pk)] = found.to_dict()
+        computed += 1
+        cache.store(
+            key,
+            CacheEntry.Kind.FACES,
+            result=found.to_dict(),
+            engine_version=character.provider_version,
+            seconds=time.monotonic() - started,
+        )
+    return matches, computed
+
+
+def focus_of(match: dict[str, Any] | None) -> tuple[float, float] | None:
+    """Where a camera move should close in on a photo: its character's face."""
+    if not match or not match.get("box"):
+        return None
+    x0, y0, x1, y1 = match["box"]
+    return ((x0 + x1) / 2, (y0 + y1) / 2)
