@@ -32,6 +32,7 @@ from django_htmx.middleware import HtmxDetails
 
 from . import control
 from .access import get_job_for_user
+from .files import stored_file_response
 from .models import Job, RunStatus, TaskRun
 from .progress import ProgressPayload, ScenePayload, StagePayload, payload_for
 
@@ -40,6 +41,14 @@ SCENE_TEMPLATE = "media_jobs/_scene_card.html"
 SCENES_TEMPLATE = "media_jobs/_scenes.html"
 
 RETRYABLE_STATUSES = (Job.Status.FAILED, Job.Status.CANCELLED)
+# The consistency gate's verdict on a scene, as its card's badge says it
+# (``Scene.review``; "" when the scene was not checked).
+REVIEW_BADGES = {
+    "passed": "pass",
+    "flagged": "flagged",
+    "approved": "approved",
+    "redone": "made again",
+}
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -94,7 +103,8 @@ def progress_context(
             "message": payload["message"],
             "error": payload["error"],
             "is_active": status in Job.ACTIVE_STATUSES,
-            "can_cancel": status in Job.ACTIVE_STATUSES,
+            "can_cancel": status in Job.CANCELLABLE_STATUSES,
+            "in_review": status == Job.Status.REVIEW,
             "can_retry": status in RETRYABLE_STATUSES,
         },
         "stages": [_stage_context(s) for s in stages] if stages else None,
@@ -175,6 +185,11 @@ def scene_cards(job: Job) -> list[dict[str, Any]]:
                 transition=scene.transition,
                 transition_frames=scene.transition_frames,
                 is_last=position == len(scenes) - 1,
+                review=scene.review,
+                review_label=REVIEW_BADGES.get(scene.review, scene.review),
+                consistency=scene.consistency,
+                threshold=(scene.gate or {}).get("threshold"),
+                tries=scene.tries,
             )
         )
     return cards
@@ -192,9 +207,11 @@ def _scenes_context(job: Job, *, oob: bool = False) -> dict[str, Any]:
         from workers.assembly.motion import MOVES
 
         moves = MOVES
+    cards = scene_cards(job)
     return {
         "job": job,
-        "scene_cards": scene_cards(job),
+        "scene_cards": cards,
+        "flagged_count": sum(card["review"] == "flagged" for card in cards),
         "can_rerender": can_rerender,
         "moves": moves,
         "scenes_oob": oob,
@@ -324,8 +341,6 @@ def scene_rerender(request: HtmxHttpRequest, pk: int, index: int) -> HttpRespons
 @require_GET
 def scene_preview(request: HtmxHttpRequest, pk: int) -> FileResponse:
     """A scene's JPEG preview; only its job's owner sees it."""
-    from projects.responses import stored_file_response
-
     scene_model = apps.get_model("projects", "Scene")
     scene = get_object_or_404(
         scene_model.objects.filter(job__owner=request.user).only("thumbnail", "index"),

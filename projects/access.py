@@ -1,4 +1,4 @@
-"""Owner scoping of projects, assets and renders: one helper per model.
+"""Owner scoping of projects, assets, renders and scenes: one helper per model.
 
 Every view, API endpoint and download goes through these, so another user's
 object is a 404 (never a 403, which would confirm that the id exists).
@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from .models import Asset, Project, ProjectQuerySet, Render
+from .models import Asset, Project, ProjectQuerySet, Render, Scene
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -38,6 +38,13 @@ def renders_for_user(user: User) -> QuerySet[Render]:
     return Render.objects.filter(project__owner=user)
 
 
+def scenes_for_user(user: User) -> QuerySet[Scene]:
+    if not user.is_authenticated:
+        return Scene.objects.none()
+    # A scene belongs to whoever owns its project.
+    return Scene.objects.filter(project__owner=user)
+
+
 def get_project_for_user(request: HttpRequest, pk: int) -> Project:
     return get_object_or_404(projects_for_user(request.user), pk=pk)
 
@@ -51,4 +58,11 @@ def get_asset_for_user(request: HttpRequest, pk: int) -> Asset:
 def get_render_for_user(request: HttpRequest, pk: int) -> Render:
     return get_object_or_404(
         renders_for_user(request.user).select_related("project", "job"), pk=pk
+    )
+
+
+def get_scene_for_user(request: HttpRequest, pk: int) -> Scene:
+    return get_object_or_404(
+        scenes_for_user(request.user).select_related("project", "job", "image"),
+        pk=pk,
     )

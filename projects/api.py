@@ -26,6 +26,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from characters.access import characters_for_user
+from characters.models import Character
 from media_jobs.api import PRIORITY_NAMES, ErrorSerializer, JobSerializer
 
 from .access import assets_for_user, projects_for_user, renders_for_user
@@ -52,8 +54,24 @@ from .uploads import UploadRejected, accept_upload
 # --- serializers ------------------------------------------------------------------
 
 
+class OwnCharacterField(serializers.PrimaryKeyRelatedField):
+    """A character of the caller's own; another user's id is "does not exist"."""
+
+    def get_queryset(self) -> Any:
+        request = self.context.get("request")
+        if request is None:
+            return Character.objects.none()
+        return characters_for_user(request.user)
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
+    character = OwnCharacterField(
+        queryset=Character.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Id of one of your characters; null: none (Quick mode, when on).",
+    )
 
     class Meta:
         model = Project
@@ -65,6 +83,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "target_duration",
             "preset",
             "output_format",
+            "character",
+            "auto_character",
+            "review_policy",
             "status",
             "created_at",
             "updated_at",

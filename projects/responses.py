@@ -3,40 +3,14 @@ browser, the same way for the pages and the API."""
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.utils.text import slugify
+
+from media_jobs.files import stored_file_response
 
 from .models import Asset, Render
 
 VIDEO_CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
-
-
-def stored_file_response(
-    name: str, content_type: str, *, filename: str, as_attachment: bool
-) -> FileResponse:
-    """The stored file ``name`` as a protected download; 404 when there is none."""
-    if not name:
-        raise Http404("There is no such file.")
-    try:
-        handle = default_storage.open(name, "rb")
-    except FileNotFoundError as exc:
-        raise Http404("The stored file is missing.") from exc
-    response = FileResponse(
-        handle,
-        content_type=content_type,
-        as_attachment=as_attachment,
-        filename=filename,
-    )
-    # Stored files are user material: never let a browser sniff them into
-    # something executable, sandbox them if one is opened directly, and keep
-    # them out of shared caches (they are only for their owner).
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = (
-        "default-src 'none'; media-src 'self'; sandbox"
-    )
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
 
 
 def asset_response(asset: Asset) -> FileResponse:

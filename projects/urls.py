@@ -1,8 +1,9 @@
-"""Page URLs of projects, assets and renders (namespace ``projects``)."""
+"""Page URLs of projects, assets, renders, batches and the review queue
+(namespace ``projects``)."""
 
 from django.urls import path
 
-from . import batch_views, views
+from . import batch_views, review_views, views
 
 app_name = "projects"
 
@@ -14,6 +15,19 @@ urlpatterns = [
     path("projects/<int:pk>/delete/", views.project_delete, name="delete"),
     path("projects/<int:pk>/upload/", views.project_upload, name="upload"),
     path("projects/<int:pk>/render/", views.project_render, name="render"),
+    path("projects/<int:pk>/character/", views.project_character, name="character"),
+    path("reviews/", review_views.review_queue_page, name="review_queue"),
+    path(
+        "reviews/<int:pk>/approve/", review_views.review_approve, name="review_approve"
+    ),
+    path(
+        "reviews/<int:pk>/regenerate/",
+        review_views.review_regenerate,
+        name="review_regenerate",
+    ),
+    path(
+        "reviews/<int:pk>/replace/", review_views.review_replace, name="review_replace"
+    ),
     path("batches/", batch_views.batch_list, name="batch_list"),
     path("batches/new/", batch_views.batch_new, name="batch_new"),
     path("batches/<int:pk>/", batch_views.batch_detail, name="batch_detail"),

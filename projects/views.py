@@ -30,7 +30,7 @@ from .access import (
     projects_for_user,
 )
 from .analysis import AUDIO_ENGINE_VERSION, analysis_svg, find_analysis
-from .forms import ProjectForm, UploadForm
+from .forms import CharacterChoiceForm, ProjectForm, UploadForm
 from .models import Asset, AudioAnalysis, Project
 from .pipeline import RenderInProgress, RenderNotReady, start_render
 from .removal import AssetInUse, ProjectBusy, remove_asset, remove_project
@@ -87,6 +87,25 @@ def _assets_context(
     }
 
 
+def _settings_context(
+    project: Project,
+    *,
+    form: ProjectForm | None = None,
+    saved: bool = False,
+    character_form: CharacterChoiceForm | None = None,
+    character_saved: bool = False,
+) -> dict[str, Any]:
+    """The settings partial: the project's settings and its character."""
+    return {
+        "project": project,
+        "form": form or ProjectForm(instance=project),
+        "saved": saved,
+        "character_form": character_form
+        or CharacterChoiceForm(instance=project, owner=project.owner),
+        "character_saved": character_saved,
+    }
+
+
 def _detail_context(
     project: Project,
     *,
@@ -95,11 +114,13 @@ def _detail_context(
     upload_form: UploadForm | None = None,
     notes: list[FileNote] | None = None,
     render_error: str = "",
+    character_form: CharacterChoiceForm | None = None,
 ) -> dict[str, Any]:
     return {
         **_assets_context(project, upload_form=upload_form, notes=notes),
-        "form": form or ProjectForm(instance=project),
-        "saved": saved,
+        **_settings_context(
+            project, form=form, saved=saved, character_form=character_form
+        ),
         "render_error": render_error,
         "jobs": list(project.jobs.order_by("-created_at", "-id")[:JOBS_SHOWN]),
         "renders": list(
@@ -178,7 +199,7 @@ def project_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         form = ProjectForm(instance=project)
         if request.htmx:
             return render(
-                request, "projects/_settings.html", {"project": project, "form": form}
+                request, "projects/_settings.html", _settings_context(project)
             )
         return _detail_page(request, project, form=form)
     form = ProjectForm(request.POST, instance=project)
@@ -188,11 +209,7 @@ def project_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             return render(
                 request,
                 "projects/_settings.html",
-                {
-                    "project": project,
-                    "form": ProjectForm(instance=project),
-                    "saved": True,
-                },
+                _settings_context(project, saved=True),
             )
         messages.success(request, "Settings saved.")
         return redirect(_detail_url(project))
@@ -200,10 +217,44 @@ def project_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(
             request,
             "projects/_settings.html",
-            {"project": project, "form": form},
+            _settings_context(project, form=form),
             status=400,
         )
     return _detail_page(request, project, form=form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_character(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Choose the project's character (one of the owner's own), Quick mode,
+    and what a render does with scenes that fail the consistency check."""
+    project = get_project_for_user(request, pk)
+    if request.method != "POST":
+        if request.htmx:
+            return render(
+                request, "projects/_settings.html", _settings_context(project)
+            )
+        return _detail_page(request, project)
+    form = CharacterChoiceForm(request.POST, instance=project, owner=request.user)
+    if form.is_valid():
+        form.save()
+        if request.htmx:
+            return render(
+                request,
+                "projects/_settings.html",
+                _settings_context(project, character_saved=True),
+            )
+        messages.success(request, "Character saved.")
+        return redirect(_detail_url(project))
+    project.refresh_from_db()
+    if request.htmx:
+        return render(
+            request,
+            "projects/_settings.html",
+            _settings_context(project, character_form=form),
+            status=400,
+        )
+    return _detail_page(request, project, character_form=form, status=400)
 
 
 @login_required

@@ -10,11 +10,13 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from characters.api import CharacterViewSet
 from media_jobs.api import JobViewSet
 from media_jobs.metrics import metrics_view
 from media_jobs.webhook_api import WebhookViewSet
 from projects.api import AssetViewSet, ProjectViewSet, RenderViewSet
 from projects.batch_api import BatchViewSet
+from projects.review_api import ReviewViewSet
 
 from . import accounts
 
@@ -27,6 +29,8 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("renders", RenderViewSet, basename="render")
 router.register("batches", BatchViewSet, basename="batch")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("characters", CharacterViewSet, basename="character")
+router.register("reviews", ReviewViewSet, basename="review")
 
 api_patterns = [
     path("token/", accounts.obtain_auth_token, name="token"),
@@ -67,5 +71,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/", include((api_patterns, "api"))),
     path("jobs/", include("media_jobs.urls")),
+    path("", include("characters.urls")),
     path("", include("projects.urls")),
 ]

@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from media_jobs.models import Job
-from projects.models import Project
+from projects.models import Project, Scene
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -36,3 +36,23 @@ class JobFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     owner = factory.LazyAttribute(lambda job: job.project.owner)
     kind = Job.Kind.RENDER
+
+
+class SceneFactory(factory.django.DjangoModelFactory):
+    """A finished scene of a render: 2 s (60 frames) per index, zooming in.
+
+    ``image`` has no default: pass the Asset the scene shows.
+    """
+
+    class Meta:
+        model = Scene
+
+    job = factory.SubFactory(JobFactory)
+    project = factory.LazyAttribute(lambda scene: scene.job.project)
+    index = factory.Sequence(lambda n: n)
+    start = factory.LazyAttribute(lambda scene: scene.index * 2.0)
+    end = factory.LazyAttribute(lambda scene: scene.index * 2.0 + 2.0)
+    start_frame = factory.LazyAttribute(lambda scene: scene.index * 60)
+    end_frame = factory.LazyAttribute(lambda scene: scene.index * 60 + 60)
+    move = "zoom_in"
+    status = Scene.Status.DONE

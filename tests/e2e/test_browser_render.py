@@ -93,3 +93,12 @@ def test_a_creator_renders_a_video_and_watches_it_arrive_live(
     pushed = [f for f in frames if "job-progress" in str(f)]
     assert len(pushed) >= 3
     assert 'data-status="succeeded"' in str(pushed[-1])
+
+    # Quick mode found the lead in the photos: the gallery shows her face.
+    page.goto(f"{web_server}/characters/")
+    tile = page.locator(".character-tile", has_text="Lead of Live in the browser")
+    tile.wait_for()
+    face = tile.locator("img.face")
+    face.wait_for()
+    assert face.evaluate("img => img.complete && img.naturalWidth") == 224
+    assert "Identity ready" in tile.inner_text()

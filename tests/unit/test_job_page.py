@@ -19,7 +19,7 @@ from projects.models import Project, Scene
 from projects.pipeline import render_now
 from projects.uploads import add_asset_from_path
 from studio_site.asgi import application
-from tests.factories import JobFactory, ProjectFactory
+from tests.factories import JobFactory, ProjectFactory, SceneFactory
 from tests.unit.web_helpers import finished_render, stored_image_asset
 from workers.assembly.motion import MOVES
 
@@ -62,19 +62,14 @@ def _running_job_with_scenes(project) -> Job:
     )
     records.create_stages(job)
     records.finish_stage(job.pk, "analyze", 1.25)
+    records.finish_stage(job.pk, "character", 0.2)
     records.finish_stage(job.pk, "plan", 0.0, cached=True)
     records.start_stage(job.pk, "scenes")
     for index, status in enumerate([Scene.Status.DONE, Scene.Status.PENDING]):
-        Scene.objects.create(
-            project=project,
+        SceneFactory(
             job=job,
             index=index,
-            start=index * 2.0,
-            end=index * 2.0 + 2.0,
-            start_frame=index * 60,
-            end_frame=index * 60 + 60,
             image=image,
-            move="zoom_in",
             status=status,
             thumbnail="scenes/0.jpg" if status == Scene.Status.DONE else "",
             seconds=0.42 if status == Scene.Status.DONE else None,
@@ -112,6 +107,7 @@ def test_a_real_render_shows_its_stages_and_scene_previews_and_remakes_a_scene(
     # finishes its JobStage row, so it reads "pending" after the render.
     assert {name: status for name, status in found if name != "scenes"} == {
         "analyze": "done",
+        "character": "done",
         "plan": "done",
         "assemble": "done",
     }
@@ -350,6 +346,7 @@ def test_a_running_job_page_shows_stages_and_scene_cards(alice_client, project):
     found = re.findall(r'data-stage="(\w+)" data-status="(\w+)"', html)
     assert found == [
         ("analyze", "done"),
+        ("character", "done"),
         ("plan", "done"),
         ("scenes", "running"),
         ("assemble", "pending"),
@@ -460,7 +457,7 @@ async def test_the_websocket_progress_message_carries_the_stages(alice_client, a
         kind=Job.Kind.RENDER,
         status=Job.Status.RUNNING,
         stage="analyze",
-        progress=0.075,
+        progress=0.06,
     )
     await JobStage.objects.abulk_create(
         [
@@ -484,4 +481,4 @@ async def test_the_websocket_progress_message_carries_the_stages(alice_client, a
     stages_part = first[first.index(f'id="job-stages-{job.pk}"') :]
     assert 'hx-swap-oob="true"' in stages_part
     assert 'data-stage="analyze" data-status="running"' in stages_part
-    assert 'value="50"' in stages_part  # 0.075 of the analyze span (0, 0.15)
+    assert 'value="50"' in stages_part  # 0.06 of the analyze span (0, 0.12)
