@@ -307,7 +307,7 @@ class CharacterViewSet(viewsets.ModelViewSet):
         character = serializer.save()
         if character.threshold != old_threshold:
             # Which photos count as this person depends on the threshold.
-            serializer.instance = rebuild_identity(character)
+            serializer.instance = rebuild_identity(character) or character
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         delete_character(self.get_object())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from workers.faces.base import FaceModelMissing
 from workers.faces.frames import FrameSource
 from workers.faces.gate import GateResult, GateSettings, check_frames
 
@@ -34,6 +35,13 @@ def check_version(character: Character) -> list[object]:
 def check_source(character: Character, source: FrameSource) -> GateResult:
     """Run the gate over ``source`` for ``character``."""
     provider = face_provider(character.provider)
+    if provider.version != character.provider_version:
+        raise FaceModelMissing(
+            f"{character.name} was registered with the face model"
+            f" {character.provider_version}, and this worker has"
+            f" {provider.version}: check the character's photos again (its"
+            " page) or give this worker the same model"
+        )
     return check_frames(
         source, provider, character.identity_vector(), gate_settings(character)
     )

@@ -25,6 +25,7 @@ from .registration import (
     ReferenceRefused,
     add_reference,
     create_character,
+    delete_character,
     face_provider,
     provider_threshold,
     register_pending,
@@ -95,18 +96,24 @@ def find_character(
         if i not in chosen or scans[i].faces[j].area > scans[i].faces[chosen[i]].area:
             chosen[i] = j
     character = create_character(owner, name, auto_created=True, provider=provider.name)
-    for i in sorted(chosen)[:MAX_REFERENCES]:
-        s = scans[i]
-        try:
-            add_reference(
-                character,
-                s.photo.path,
-                s.photo.name,
-                hint_box=s.fractions(s.faces[chosen[i]]),
-            )
-        except ReferenceRefused:
-            continue  # the same photo twice in the project
-    return register_pending(character, provider)
+    try:
+        for i in sorted(chosen)[:MAX_REFERENCES]:
+            s = scans[i]
+            try:
+                add_reference(
+                    character,
+                    s.photo.path,
+                    s.photo.name,
+                    hint_box=s.fractions(s.faces[chosen[i]]),
+                )
+            except ReferenceRefused:
+                continue  # the same photo twice in the project
+        return register_pending(character, provider)
+    except BaseException:
+        # Nobody will own a half-registered character: its photos and face
+        # data go with it, and a later attempt starts afresh.
+        delete_character(character)
+        raise
 
 
 @dataclass(frozen=True)

@@ -170,12 +170,13 @@ def _delete_files(names: list[str]) -> None:
 
 def remove_reference(reference: ReferenceImage) -> None:
     """The reference, its embedding and its files go; the identity is made
-    again from what is left."""
+    again from what is left, in the same transaction."""
     character = reference.character
     names = _files_of([reference])
-    reference.delete()
-    transaction.on_commit(lambda: _delete_files(names))
-    rebuild_identity(character)
+    with transaction.atomic():
+        reference.delete()
+        rebuild_identity(character)
+        transaction.on_commit(lambda: _delete_files(names))
 
 
 def delete_character(character: Character) -> None:
@@ -268,11 +269,15 @@ def _different_person_note(score: float, threshold: float) -> dict[str, str]:
     }
 
 
-def rebuild_identity(character: Character) -> Character:
+def rebuild_identity(character: Character) -> Character | None:
     """Make the identity from the accepted references again, turning away
-    those whose face is not the person most of them show."""
+    those whose face is not the person most of them show; None when the
+    character was deleted meanwhile."""
     with transaction.atomic():
-        character = Character.objects.select_for_update().get(pk=character.pk)
+        found = Character.objects.select_for_update().filter(pk=character.pk).first()
+        if found is None:
+            return None
+        character = found
         threshold = threshold_of(character)
         rows = list(
             FaceEmbedding.objects.filter(
@@ -326,8 +331,9 @@ def register_pending(
     character: Character,
     provider: FaceProvider | None = None,
     progress: Progress | None = None,
-) -> Character:
-    """Check every reference still waiting, then make the identity again."""
+) -> Character | None:
+    """Check every reference still waiting, then make the identity again;
+    None when the character was deleted meanwhile."""
     provider = provider or face_provider(character.provider)
     if character.provider_version != provider.version:
         # The provider changed its outputs: every reference is checked again

@@ -9,6 +9,7 @@ from celery import shared_task
 from media_jobs import lifecycle
 from media_jobs.models import Job
 from media_jobs.progress import ProgressManager
+from media_jobs.tracking import tracked
 
 from .jobs import STAGE
 from .models import Character, ReferenceImage
@@ -27,8 +28,14 @@ def register(self, job_id: int) -> int | None:
         lifecycle.succeed(job_id, "the character was deleted")
         return None
     started = time.monotonic()
-    with ProgressManager(job_id, STAGE, span=(0.0, 0.99)) as progress:
+    with (
+        tracked(self, job_id, STAGE, STAGE, what="checking the photos"),
+        ProgressManager(job_id, STAGE, span=(0.0, 0.99)) as progress,
+    ):
         character = register_pending(character, progress=progress.update)
+    if character is None:
+        lifecycle.succeed(job_id, "the character was deleted")
+        return None
     refs = character.references.all()
     accepted = refs.filter(status=ReferenceImage.Status.ACCEPTED).count()
     lifecycle.finish_stage(job_id, STAGE, time.monotonic() - started)

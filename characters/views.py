@@ -324,7 +324,7 @@ def character_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return _detail_page(request, character, settings_form=form, status=400)
     character = form.save()
     if character.threshold != old_threshold:
-        character = rebuild_identity(character)
+        character = rebuild_identity(character) or character
     if request.htmx:
         return render(
             request,

@@ -15,6 +15,7 @@ _FREES_OR_WANTS_A_SLOT = {
     Job.Status.FAILED,
     Job.Status.CANCELLED,
     Job.Status.QUEUED,
+    Job.Status.REVIEW,  # a render held for its owner gives its slot up
 }
 
 

@@ -22,9 +22,10 @@ from characters.registration import (
 )
 from media_jobs import cache
 from media_jobs.files import local_file
-from media_jobs.models import CacheEntry
+from media_jobs.models import CacheEntry, Job
 
 from .models import Asset, Project
+from .storyboard import DEFAULT_FOCUS
 
 Progress = Callable[[float, str], None]
 
@@ -75,7 +76,10 @@ def render_character(
         worked = _add_new_photos(character, images, progress) > 0
     if character.references.filter(status=ReferenceImage.Status.PENDING).exists():
         progress(0.2, f"checking the photos of {character.name}")
-        character, worked = register_pending(character), True
+        registered, worked = register_pending(character), True
+        if registered is None:  # deleted meanwhile: nobody to check against
+            return Cast(None, worked)
+        character = registered
     return Cast(character if character.is_ready else None, worked)
 
 
@@ -151,3 +155,22 @@ def focus_of(match: dict[str, Any] | None) -> tuple[float, float] | None:
         return None
     x0, y0, x1, y1 = match["box"]
     return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def cast_for_photo(
+    job: Job, image: Asset, *, look: bool = True
+) -> tuple[int | None, tuple[float, float]]:
+    """The character a scene of ``job`` made from ``image`` shows (None:
+    nobody to check) and where its camera closes in (their face, else the
+    middle). A photo the render's character stage did not see (one chosen
+    to replace a scene's) is looked at now when ``look``; without it, the
+    scene is taken to show the render's character until its task looks."""
+    found = job.params.get("character") or {}
+    match = (found.get("photos") or {}).get(str(image.pk))
+    if match is None and found.get("id"):
+        character = Character.objects.filter(pk=found["id"]).first()
+        if not look or character is None or not character.is_ready:
+            return (character.pk if character else None), DEFAULT_FOCUS
+        match = photo_matches(character, [image], lambda _f, _m: None)[0][str(image.pk)]
+    shows = bool(match and match.get("shows_character"))
+    return (found.get("id") if shows else None), focus_of(match) or DEFAULT_FOCUS

@@ -26,6 +26,7 @@ from media_jobs.orchestration import (
 from media_jobs.queues import CPU_QUEUE, celery_priority
 from workers.assembly.motion import MOVES
 
+from .casting import cast_for_photo
 from .models import Asset, Project, Scene
 from .scene_engines import DEFAULT_MODEL, model_spec, queue_for_model
 
@@ -46,10 +47,12 @@ class RenderNotReady(ValueError):
 
 
 class RenderInProgress(ValueError):
-    """The same render of this project is already queued or running (``job``)."""
+    """The same render of this project is already queued, running or held
+    for a review (``job``)."""
 
     def __init__(self, job: Job):
-        super().__init__(f"Render #{job.pk} of this project is still {job.status}.")
+        state = job.get_status_display().lower()
+        super().__init__(f"Render #{job.pk} of this project is still {state}.")
         self.job = job
 
 
@@ -99,7 +102,10 @@ def _stage_runs_queued(job: Job, stages: list[tuple[str, str]]) -> None:
 def render_canvas(job: Job) -> Signature:
     """The canvas of what ``job`` has left to do."""
     finished = job.params.get("stages_finished", [])
-    stages = [(st, task) for st, task in RENDER_STAGE_TASKS if st not in finished]
+    # Stages run in order, so what is left starts after the last one done (a
+    # job planned before a stage was added skips it).
+    done = [i for i, (st, _) in enumerate(RENDER_STAGE_TASKS) if st in finished]
+    stages = list(RENDER_STAGE_TASKS[done[-1] + 1 :] if done else RENDER_STAGE_TASKS)
     if stages:
         _stage_runs_queued(job, stages[:1])
         return pipeline(
@@ -186,7 +192,10 @@ def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]
 
 
 def _same_render_running(project: Project, params: dict[str, Any]) -> Job | None:
-    renders = lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.RENDER))
+    renders = [
+        *lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.RENDER)),
+        *project.jobs.filter(kind=Job.Kind.RENDER, status=Job.Status.REVIEW),
+    ]
     for job in reversed(renders):
         if all(job.params.get(k) == v for k, v in params.items()):
             return job
@@ -307,6 +316,38 @@ class SceneNotFound(LookupError):
     pass
 
 
+def _kept(scene: Scene) -> dict[str, Any]:
+    """A scene a new render takes over unchanged, with its verdict: it keeps
+    it while its output is the same (``scene_making.make_checked``). One
+    already made again elsewhere is, as made here, still the flagged one."""
+    review = (
+        Scene.Review.FLAGGED if scene.review == Scene.Review.REDONE else (scene.review)
+    )
+    return {
+        "focus_x": scene.focus_x,
+        "focus_y": scene.focus_y,
+        "character_id": scene.character_id,
+        "fingerprint": scene.fingerprint,
+        "review": review,
+        "consistency": scene.consistency,
+        "gate": scene.gate,
+        "tries": scene.tries,
+    }
+
+
+def _remade(scene: Scene, job: Job, image: Asset | None) -> dict[str, Any]:
+    """The scene to make again: its photo's character and focus (a new
+    photo's are looked at by the scene's task), and no verdict yet."""
+    if image is None:
+        return {
+            "focus_x": scene.focus_x,
+            "focus_y": scene.focus_y,
+            "character_id": scene.character_id,
+        }
+    character_id, focus = cast_for_photo(job, image, look=False)
+    return {"focus_x": focus[0], "focus_y": focus[1], "character_id": character_id}
+
+
 def rerender_scene(
     job: Job,
     index: int,
@@ -362,9 +403,6 @@ def rerender_scene(
                 end_frame=scene.end_frame,
                 image=image if scene.index == index and image else scene.image,
                 move=move if scene.index == index and move else scene.move,
-                focus_x=scene.focus_x,
-                focus_y=scene.focus_y,
-                character_id=scene.character_id,
                 model=scene.model,
                 seed=(
                     (seed if seed is not None else random.getrandbits(31))
@@ -373,13 +411,9 @@ def rerender_scene(
                 ),
                 transition=scene.transition,
                 transition_frames=scene.transition_frames,
-                # An approval carries over to a scene made again unchanged.
-                review=(
-                    Scene.Review.APPROVED
-                    if scene.review == Scene.Review.APPROVED and scene.index != index
-                    else Scene.Review.NONE
+                **(
+                    _remade(scene, job, image) if scene.index == index else _kept(scene)
                 ),
-                fingerprint=scene.fingerprint if scene.index != index else "",
             )
             for scene in old_scenes
         )

@@ -51,7 +51,9 @@ def _lock(project: Project) -> None:
 
 
 def _active_jobs(project: Project) -> list[Job]:
-    return lifecycle.live_jobs(project.jobs.all())
+    # A render held for its owner's review still needs its inputs.
+    held = project.jobs.filter(status=Job.Status.REVIEW)
+    return [*lifecycle.live_jobs(project.jobs.all()), *held]
 
 
 def _job_using_song(asset: Asset) -> Job | None:

@@ -24,9 +24,10 @@ from django.db.models import QuerySet
 from media_jobs import lifecycle, scheduler
 from media_jobs.models import Job, JobStage, RunStatus, TaskRun
 
-from .casting import focus_of
+from .casting import cast_for_photo
 from .models import Asset, Scene
 from .pipeline import RenderNotReady, rerender_scene
+from .scene_engines import UnknownModel, engine_for, model_spec
 
 DECIDABLE_JOBS = (Job.Status.REVIEW, Job.Status.SUCCEEDED)
 
@@ -107,6 +108,9 @@ def _make_again(scene: Scene, job: Job, **changes: object) -> None:
     JobStage.objects.filter(job=job, name="scenes").update(
         status=RunStatus.PENDING, finished_at=None, progress=0.0
     )
+    finished = [s for s in job.params.get("stages_finished", []) if s != "scenes"]
+    job.params = {**job.params, "stages_finished": finished}
+    job.save(update_fields=["params"])
     _resume_when_decided(job)
 
 
@@ -117,6 +121,19 @@ def _new_render(scene: Scene, job: Job, **options: object) -> Job:
         raise ReviewRefused(str(exc)) from exc
     Scene.objects.filter(pk=scene.pk).update(review=Scene.Review.REDONE)
     return child
+
+
+def check_decidable(scene: Scene) -> None:
+    """Raise ``ReviewRefused`` unless ``scene`` can be regenerated or
+    replaced now (checked before a replacement photo is stored)."""
+    scene.refresh_from_db(fields=["review"])
+    _flagged(scene)
+    status = Job.objects.filter(pk=scene.job_id).values_list("status", flat=True)
+    if status.first() not in DECIDABLE_JOBS:
+        raise ReviewRefused(
+            f"render #{scene.job_id} is still making scenes; decide once it waits"
+            " for the review"
+        )
 
 
 def _decide(scene: Scene, **options: object) -> Job:
@@ -134,15 +151,28 @@ def _decide(scene: Scene, **options: object) -> Job:
         changes: dict[str, object] = {"seed": options["seed"]}
         image = options.get("image")
         if isinstance(image, Asset):
-            found = (job.params.get("character") or {}).get("photos") or {}
-            focus = focus_of(found.get(str(image.pk))) or (0.5, 0.5)
-            changes.update(image=image, focus_x=focus[0], focus_y=focus[1])
+            character_id, focus = cast_for_photo(job, image, look=False)
+            changes.update(
+                image=image,
+                character_id=character_id,
+                focus_x=focus[0],
+                focus_y=focus[1],
+            )
         _make_again(scene, job, **changes)
         return job
 
 
 def regenerate(scene: Scene, seed: int | None = None) -> Job:
     """Make a flagged scene again with a new seed; the job that makes it."""
+    try:
+        spec = model_spec(scene.model)
+    except UnknownModel as exc:
+        raise ReviewRefused(str(exc)) from exc
+    if not engine_for(spec).seeded:
+        raise ReviewRefused(
+            f"scene {scene.index} is made by {spec.name}, which makes the same"
+            " picture whatever the seed: replace its photo or approve it"
+        )
     return _decide(scene, seed=seed if seed is not None else random.getrandbits(31))
 
 

@@ -24,7 +24,14 @@ from media_jobs.views import HtmxHttpRequest
 
 from .access import get_scene_for_user
 from .models import Asset, Scene
-from .review import ReviewRefused, approve, regenerate, replace, review_queue
+from .review import (
+    ReviewRefused,
+    approve,
+    check_decidable,
+    regenerate,
+    replace,
+    review_queue,
+)
 from .upload_limits import upload_rejections
 from .uploads import UploadRejected, accept_upload
 
@@ -236,9 +243,7 @@ def _new_photo(request: HtmxHttpRequest, scene: Scene) -> Asset:
     if refused:  # dropped on arrival for its size
         raise BadDecision(refused[0][1])
     if upload is not None:
-        if scene.review != Scene.Review.FLAGGED:
-            # Refused before the upload is stored (``replace`` says why).
-            return scene.image
+        check_decidable(scene)  # before the upload is stored
         try:
             asset = accept_upload(scene.project, upload)
         except UploadRejected as exc:

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
 
 from characters.consistency import check_source, check_version
 from characters.models import Character
-from media_jobs import cache
+from media_jobs import cache, records
 from media_jobs.files import delete_file, local_file, scratch_dir, store_new_file
 from media_jobs.models import CacheEntry, ModelSpec
 from workers.assembly.presets import OutputPreset
@@ -229,6 +230,9 @@ def _score(found: dict[str, Any]) -> float:
     return found["score"] if found["score"] is not None else -1.0
 
 
+CARRIED = (Scene.Review.PASSED, Scene.Review.APPROVED, Scene.Review.FLAGGED)
+
+
 def make_checked(
     scene: Scene,
     spec: ModelSpec,
@@ -236,37 +240,60 @@ def make_checked(
     character: Character | None,
     on_progress: ProgressFn,
     *,
-    seeded: bool = True,
+    seeded: bool,
 ) -> Checked:
     """The scene made and, when it shows a character, gated: made again with
     new seeds while it fails (``seeded``: a new seed changes the output),
-    the best attempt kept and flagged when none passes."""
+    the best attempt kept and flagged when none passes.
+
+    A scene that comes with a verdict (a render made from an earlier one
+    copies its scenes' verdicts) keeps it while its output is the one the
+    verdict was about: an approval stays, and nothing is checked or tried
+    again."""
     produced = produce(scene, spec, preset, scene.seed, on_progress)
+    if scene.review in CARRIED and produced.fingerprint == scene.fingerprint:
+        return Checked(
+            produced, scene.review, scene.consistency, scene.gate, scene.tries
+        )
     if character is None or not character.is_ready:
         return Checked(produced)
     tries = max(1, settings.STUDIO_CONSISTENCY_TRIES)
     attempts: list[dict[str, Any]] = []
     best: tuple[Produced, dict[str, Any]] | None = None
+    note = ""
     for attempt in range(1, tries + 1):
-        on_progress(0.95, f"scene {scene.index}: checking {character.name}")
-        found = check(scene, produced, character, preset)
+        try:
+            if attempt > 1:
+                on_progress(0.0, f"scene {scene.index}: attempt {attempt} of {tries}")
+                produced = produce(
+                    scene, spec, preset, next_seed(scene.seed, attempt), on_progress
+                )
+            on_progress(0.95, f"scene {scene.index}: checking {character.name}")
+            found = check(scene, produced, character, preset)
+        except SoftTimeLimitExceeded:
+            # Out of time after at least one checked attempt: keep the best
+            # one for the review rather than lose them all. A cancel (the
+            # same signal) stops the task as usual.
+            if best is None or not records.job_is_running(scene.job_id):
+                raise
+            note = f"stopped after {attempt - 1} attempts: the time limit came"
+            break
         attempts.append(
             {"seed": produced.seed, "score": found["score"], "passed": found["passed"]}
         )
         if best is None or found["passed"] or _score(found) > _score(best[1]):
             best = (produced, found)
-        if found["passed"] or attempt == tries or not seeded:
+        if found["passed"] or not seeded:
             break
-        on_progress(0.0, f"scene {scene.index}: attempt {attempt + 1} of {tries}")
-        produced = produce(
-            scene, spec, preset, next_seed(scene.seed, attempt + 1), on_progress
-        )
     assert best is not None
     kept, found = best
+    gate = {**found, "attempts": attempts, "character": character.pk}
+    if note:
+        gate["note"] = note
     return Checked(
         kept,
         review=Scene.Review.PASSED if found["passed"] else Scene.Review.FLAGGED,
         score=found["score"],
-        gate={**found, "attempts": attempts, "character": character.pk},
+        gate=gate,
         tries=len(attempts),
     )

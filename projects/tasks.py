@@ -12,8 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,10 @@ from media_jobs.files import (
     scratch_dir,
     store_file,
 )
-from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec, RunStatus
+from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec
 from media_jobs.orchestration import fan_out
 from media_jobs.progress import JobStopped, ProgressManager, publish_scene
+from media_jobs.tracking import time_limit_error, tracked
 from workers.assembly.presets import get_preset
 from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
 from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
@@ -42,12 +43,12 @@ from workers.faces.base import FaceModelMissing
 from workers.scenes import SceneStopped
 
 from .analysis import analyse_file, find_analysis
-from .casting import focus_of, photo_matches, render_character
+from .casting import cast_for_photo, photo_matches, render_character
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .pipeline import scenes_canvas
 from .scene_engines import engine_for, model_spec
 from .scene_making import make_checked, scene_fingerprint
-from .storyboard import DEFAULT_FOCUS, PlanningError
+from .storyboard import PlanningError
 from .storyboard import plan_scenes as plan_storyboard
 
 logger = logging.getLogger(__name__)
@@ -89,63 +90,6 @@ def _running_job(job_id: int) -> Job | None:
         .filter(pk=job_id, status=Job.Status.RUNNING)
         .first()
     )
-
-
-def _time_limit_error(what: str) -> str:
-    return (
-        f"{what} ran past its time limit of {settings.TASK_SOFT_TIME_LIMIT} s"
-        " and was stopped"
-    )
-
-
-@contextmanager
-def tracked(
-    task: Any,
-    job_id: int,
-    key: str,
-    stage: str,
-    *,
-    what: str,
-    scene_index: int | None = None,
-    model_key: str = "",
-) -> Iterator[dict[str, Any]]:
-    """Record this delivery of a task in its ``TaskRun`` and end the record
-    however the task ends. The body may set ``outcome["cached"]``.
-
-    A job cancelled or failed meanwhile ends the task quietly (``Ignore``);
-    the soft time limit becomes a failure that names ``what``; anything else
-    is recorded and re-raised for the job's error callback.
-    """
-    run = records.task_started(
-        job_id,
-        key,
-        stage=stage,
-        request=task.request,
-        task_name=task.name,
-        scene_index=scene_index,
-        model_key=model_key,
-    )
-    outcome: dict[str, Any] = {"cached": False}
-    try:
-        yield outcome
-    except Ignore:
-        records.task_finished(run, RunStatus.DONE)
-        raise
-    except (JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
-        if not records.job_is_running(
-            job_id
-        ):  # cancelled (SIGUSR1 from the revoke) or failed
-            records.task_finished(run, RunStatus.CANCELLED)
-            raise Ignore() from exc
-        error = _time_limit_error(what)
-        records.task_finished(run, RunStatus.FAILED, error=error)
-        raise PipelineError(error) from exc
-    except BaseException as exc:
-        records.task_finished(
-            run, RunStatus.FAILED, error=lifecycle.describe_error(exc)
-        )
-        raise
-    records.task_finished(run, RunStatus.DONE, cached=outcome["cached"])
 
 
 def _job_music(job: Job) -> Asset:
@@ -302,16 +246,6 @@ def cast_project(self, job_id: int) -> int | None:
     return character.pk
 
 
-def _scene_cast(job: Job, image: Asset) -> tuple[int | None, tuple[float, float]]:
-    """The character a scene made from ``image`` shows (None: nobody to
-    check), and where its camera closes in: that person's face."""
-    found = job.params.get("character") or {}
-    match = (found.get("photos") or {}).get(str(image.pk))
-    focus = focus_of(match) or DEFAULT_FOCUS
-    shows = bool(match and match.get("shows_character"))
-    return (found.get("id") if shows else None), focus
-
-
 @shared_task(name="projects.plan_scenes", bind=True)
 def plan_scenes(self, job_id: int):
     job = _begin_stage(job_id, "plan")
@@ -346,7 +280,7 @@ def plan_scenes(self, job_id: int):
                 raise Ignore()
             # Scenes of an interrupted earlier delivery are replaced.
             Scene.objects.filter(job_id=job_id).delete()
-            cast = {image.pk: _scene_cast(job, image) for image in images}
+            cast = {image.pk: cast_for_photo(job, image) for image in images}
             scenes = Scene.objects.bulk_create(
                 Scene(
                     project=project,
@@ -423,6 +357,18 @@ def _publish_scene(scene_id: int) -> None:
     )
 
 
+def _recast(scene: Scene) -> None:
+    """A scene whose photo was replaced after planning: whether the new
+    photo shows the character, and where its face is, decided here on the
+    worker (``cast_for_photo``)."""
+    character_id, focus = cast_for_photo(scene.job, scene.image)
+    if (character_id, focus) != (scene.character_id, scene.focus):
+        scene.character_id, (scene.focus_x, scene.focus_y) = character_id, focus
+        Scene.objects.filter(pk=scene.pk).update(
+            character_id=character_id, focus_x=focus[0], focus_y=focus[1]
+        )
+
+
 def _scene_character(scene: Scene) -> Character | None:
     """The character the scene must show, when it has an identity to check."""
     if scene.character_id is None:
@@ -446,8 +392,7 @@ def render_scene(self, scene_id: int) -> int | None:
     ):
         return scene_id  # a second delivery of a finished scene
     key = f"scene-{scene.index}"
-    # A scene its owner approved stays approved while its output is the same.
-    approved = scene.fingerprint if scene.review == Scene.Review.APPROVED else ""
+    _recast(scene)
 
     def on_progress(fraction: float, message: str) -> None:
         # Each report is also the engine's chance to learn of a cancel.
@@ -476,12 +421,12 @@ def render_scene(self, scene_id: int) -> int | None:
                 preset,
                 _scene_character(scene),
                 on_progress,
-                seeded=getattr(engine_for(spec), "seeded", True),
+                seeded=engine_for(spec).seeded,
             )
         except (Ignore, JobStopped, SceneStopped, SoftTimeLimitExceeded) as exc:
             timed_out = isinstance(exc, SoftTimeLimitExceeded)
             if timed_out and records.job_is_running(scene.job_id):
-                _fail_scene(scene, _time_limit_error(f"scene {scene.index}"))
+                _fail_scene(scene, time_limit_error(f"scene {scene.index}"))
             raise
         except FaceModelMissing as exc:
             error = f"scene {scene.index}: {exc}"
@@ -494,8 +439,6 @@ def render_scene(self, scene_id: int) -> int | None:
             raise PipelineError(error) from exc
         produced = made.produced
         run["cached"] = produced.cached
-        if approved and approved == produced.fingerprint:
-            made.review = Scene.Review.APPROVED
         Scene.objects.filter(pk=scene_id).update(
             status=Scene.Status.DONE,
             seed=produced.seed,
@@ -778,9 +721,15 @@ def render_fingerprint(
             "style": _job_style(job),
             "song": song.sha256,
             "analysis": [analysis.engine_version, analysis.sha256],
+            # What the embedded manifest says of the character and each
+            # scene's check changes the file too.
+            "character": job.params.get("character") and [
+                job.params["character"]["id"], job.params["character"]["name"]
+            ],
             "scenes": [
                 [s.fingerprint, s.start_frame, s.end_frame, s.transition,
-                 s.transition_frames, s.character_id, s.review, s.consistency]
+                 s.transition_frames, s.character_id, s.review, s.consistency,
+                 s.tries, s.gate.get("threshold")]
                 for s in scenes
             ],
         }
@@ -921,18 +870,20 @@ def _held_for_review(job: Job) -> bool:
     it was held. The other policy assembles the video anyway."""
     if job.params.get("review_policy", "hold") != Project.ReviewPolicy.HOLD:
         return False
-    scenes = list(Scene.objects.filter(job_id=job.pk).order_by("index"))
-    flagged = [s.index for s in scenes if s.review == Scene.Review.FLAGGED]
-    if not flagged or any(s.status != Scene.Status.DONE for s in scenes):
-        return False
-    _close_scenes_stage(job.pk, scenes)
-    names = ", ".join(str(i) for i in flagged)
-    noun = "scene" if len(flagged) == 1 else "scenes"
-    message = (
-        f"{len(flagged)} {noun} ({names}) failed the character check and await review"
-    )
     with transaction.atomic():
-        held = lifecycle.hold_for_review(job.pk, message)
+        # The job's row lock orders this against the review actions, which
+        # take it too: a scene approved meanwhile is seen here, or its
+        # approval sees the job held and resumes it.
+        Job.objects.select_for_update().filter(pk=job.pk).first()
+        scenes = list(Scene.objects.filter(job_id=job.pk).order_by("index"))
+        flagged = [s.index for s in scenes if s.review == Scene.Review.FLAGGED]
+        if not flagged or any(s.status != Scene.Status.DONE for s in scenes):
+            return False
+        _close_scenes_stage(job.pk, scenes)
+        names = ", ".join(str(i) for i in flagged)
+        noun = "scene" if len(flagged) == 1 else "scenes"
+        message = f"{len(flagged)} {noun} ({names}) failed the character check"
+        held = lifecycle.hold_for_review(job.pk, message + " and await review")
         if held:
             Project.objects.filter(pk=job.project_id).update(
                 status=Project.Status.REVIEW

@@ -27,6 +27,7 @@ class SlowPhotoEngine:
 
     name = "slow-photo"
     version = "slow-1"
+    seeded = False
 
     def render(self, request: SceneRequest) -> SceneOutput:
         output = PhotoEngine().render(request)

@@ -85,7 +85,29 @@ def failed_gate(score: float, character: Character) -> dict:
     }
 
 
-def make_scenes(project, job, character, photo, reviews) -> list[Scene]:
+GENERATOR = "drift"  # a test generator whose output depends on its seed
+
+
+def seeded_generator(settings) -> str:
+    """The registry key of a model whose engine takes seeds (the drifting
+    test engine), so its scenes can be regenerated; call with the
+    ``settings`` fixture (and clear ``projects.scene_engines.engines``)."""
+    from media_jobs.models import ModelSpec
+    from projects.scene_engines import engines
+
+    settings.STUDIO_SCENE_ENGINES = ["tests.engines:DriftingEngine"]
+    engines.cache_clear()
+    ModelSpec.objects.get_or_create(
+        key=GENERATOR,
+        defaults={"name": "Drifting test generator", "kind": "scene",
+                  "engine": "drift-test", "revision": "1", "vram_gb": 0.0},
+    )  # fmt: skip
+    return GENERATOR
+
+
+def make_scenes(
+    project, job, character, photo, reviews, *, model: str = "photo"
+) -> list[Scene]:
     """Finished scenes 0, 1, … of ``job`` showing ``character``, one per
     (review, score) in ``reviews``, with a thumbnail and the gate's findings."""
     scenes = []
@@ -99,6 +121,7 @@ def make_scenes(project, job, character, photo, reviews) -> list[Scene]:
                 job=job,
                 index=index,
                 image=photo,
+                model=model,
                 seed=100 + index,
                 thumbnail=thumbnail,
                 character=character,

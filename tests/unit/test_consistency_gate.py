@@ -9,7 +9,7 @@ import pytest
 
 from characters.models import Character
 from media_jobs.models import CacheEntry, Job
-from projects import review
+from projects import pipeline, review
 from projects.models import Project, Render, Scene
 from projects.pipeline import render_now
 from projects.scene_engines import engines
@@ -177,6 +177,8 @@ def test_regenerating_a_flagged_scene_makes_it_again_and_finishes_the_render(
     remade = Scene.objects.get(pk=flagged[0].pk)
     assert remade.seed == 12345 and remade.review == Scene.Review.PASSED
     assert remade.tries == 1
+    stage = job.stages.get(name="scenes")
+    assert (stage.status, stage.finished_at is not None) == ("done", True)
     with pytest.raises(review.ReviewRefused):
         review.approve(remade)
 
@@ -203,6 +205,12 @@ def test_with_the_continue_policy_the_video_is_made_and_the_scene_listed(
     assert Scene.objects.get(pk=flagged[0].pk).review == Scene.Review.REDONE
     made_again = Scene.objects.get(job=child, index=flagged[0].index)
     assert made_again.review == Scene.Review.PASSED
+    # The other scenes came over with their verdicts: nothing checked or
+    # tried again for them (their attempts are the parent's).
+    for scene in flagged[1:]:
+        kept = Scene.objects.get(job=child, index=scene.index)
+        assert (kept.review, kept.tries, kept.seed) == ("flagged", 3, scene.seed)
+        assert kept.gate["attempts"] == scene.gate["attempts"]
 
 
 def test_a_project_without_faces_renders_without_checks(alice, sample_files, tmp_path):
@@ -301,3 +309,82 @@ def test_the_character_stage_is_cached_only_when_nothing_was_looked_for(solo):
         return JobStage.objects.get(job=job, name="character").cached
 
     assert (cached(first), cached(second)) == (False, True)
+
+
+def test_an_approved_scene_stays_approved_in_a_render_made_from_it(
+    drifting, solo, in_process
+):
+    drifting(*ALL_ATTEMPTS)
+    job = render_now(solo, model=DRIFT)
+    flagged = [s for s in _scenes(job) if s.review == Scene.Review.FLAGGED]
+    with in_process():
+        for scene in flagged:
+            review.approve(scene)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    checks = CacheEntry.objects.filter(kind=CacheEntry.Kind.CHECK).count()
+
+    with in_process():
+        child = pipeline.rerender_scene(job, flagged[0].index, seed=777)
+
+    child.refresh_from_db()
+    assert child.status in (Job.Status.REVIEW, Job.Status.SUCCEEDED), child.error
+    for scene in flagged[1:]:
+        kept = Scene.objects.get(job=child, index=scene.index)
+        assert (kept.review, kept.tries) == (Scene.Review.APPROVED, 3)
+    # Only the scene made again was checked: the seeds of its attempts.
+    assert CacheEntry.objects.filter(kind=CacheEntry.Kind.CHECK).count() == (
+        checks + Scene.objects.get(job=child, index=flagged[0].index).tries
+    )
+
+
+def test_a_render_from_before_the_character_stage_resumes_at_its_scenes(
+    solo, monkeypatch
+):
+    from projects.tasks import analyze_music, plan_scenes
+
+    monkeypatch.setattr("projects.tasks.fan_out", lambda task, canvas: None)
+    job = pipeline.create_render_job(solo)
+    analyze_music.apply(args=(job.pk,))
+    plan_scenes.apply(args=(job.pk,))
+    job.refresh_from_db()
+    assert job.params["stages_finished"] == ["analyze", "plan"]
+
+    canvas = pipeline.render_canvas(job)
+
+    described = str(canvas)
+    assert "find_character" not in described
+    assert "render_scene" in described and pipeline.ASSEMBLE_TASK in described
+
+
+def test_a_quick_mode_search_that_fails_leaves_no_character(
+    alice, sample_files, monkeypatch, settings
+):
+    from pathlib import Path
+
+    from characters import quick
+    from characters.quick import Photo
+
+    def storage_fails(*args, **kwargs):
+        raise OSError("the media volume is full")
+
+    monkeypatch.setattr(quick, "add_reference", storage_fails)
+    photo = Photo(Path(sample_files["astronaut"]), "astronaut.png", 1)
+
+    with pytest.raises(OSError, match="volume is full"):
+        quick.find_character(alice, [photo], "Lead")
+
+    assert not Character.objects.exists()
+    assert not list(Path(settings.MEDIA_ROOT).rglob("*.jpg"))
+
+
+def test_a_check_with_another_face_model_than_the_characters_says_so(solo):
+    from characters.consistency import check_source
+    from workers.faces.base import FaceModelMissing
+
+    job = render_now(solo)
+    character = Character.objects.get(pk=job.params["character"]["id"])
+    character.provider_version = "dlib-hog-resnet-0"
+
+    with pytest.raises(FaceModelMissing, match="check the character's photos again"):
+        check_source(character, None)  # type: ignore[arg-type]

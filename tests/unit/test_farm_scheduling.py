@@ -85,6 +85,17 @@ def test_a_finished_job_frees_its_slot_for_the_next_one(settings, alice, sent):
     assert sent == [first.pk, second.pk]
 
 
+def test_a_render_held_for_review_gives_its_slot_to_the_next_one(settings, alice, sent):
+    settings.STUDIO_MAX_RUNNING_JOBS_PER_USER = 1
+    first, second = _queued(alice), _queued(alice)
+    scheduler.admit()
+    lifecycle.claim(first.pk)
+
+    lifecycle.hold_for_review(first.pk, "2 scenes await review")
+
+    assert sent == [first.pk, second.pk]
+
+
 def test_a_higher_priority_job_goes_first(settings, alice, bob, sent):
     settings.STUDIO_MAX_RUNNING_JOBS = 1
     _queued(alice)

@@ -6,6 +6,7 @@ card shows its verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -18,8 +19,14 @@ from characters.registration import create_character
 from media_jobs import records
 from media_jobs.models import Job
 from projects.models import Asset, Project, Scene
+from projects.scene_engines import engines
 from tests.factories import JobFactory, ProjectFactory
-from tests.unit.character_helpers import THRESHOLD, make_scenes, photo_upload
+from tests.unit.character_helpers import (
+    THRESHOLD,
+    make_scenes,
+    photo_upload,
+    seeded_generator,
+)
 from tests.unit.web_helpers import HTML_POLYGLOT, stored_image_asset
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +46,8 @@ class Held:
 
 
 @pytest.fixture
-def held(alice, project) -> Held:
+def held(alice, project, settings) -> Iterator[Held]:
+    generator = seeded_generator(settings)
     character = create_character(alice, "Ann")
     photos = [
         stored_image_asset(project, name="first.png", color=(10, 20, 30)),
@@ -55,8 +63,10 @@ def held(alice, project) -> Held:
         character,
         photos[0],
         [("flagged", 0.42), ("flagged", 0.5), ("passed", 0.97)],
+        model=generator,
     )
-    return Held(project, job, character, photos, scenes)
+    yield Held(project, job, character, photos, scenes)
+    engines.cache_clear()
 
 
 @pytest.fixture
@@ -488,3 +498,33 @@ def test_the_api_replaces_with_a_photo_of_the_same_project_only(api, alice, held
     assert wrong.status_code == 400
     assert right.status_code == 202
     assert first.image == held.photos[1]
+
+
+def test_a_scene_whose_engine_ignores_the_seed_cannot_be_regenerated(api, held):
+    photo_scene = held.scenes[0]
+    Scene.objects.filter(pk=photo_scene.pk).update(model="photo")
+
+    response = api.post(f"/api/reviews/{photo_scene.pk}/regenerate/", format="json")
+
+    photo_scene.refresh_from_db()
+    assert response.status_code == 409
+    assert (
+        "whatever the seed: replace its photo or approve it"
+        in (response.json()["detail"])
+    )
+    assert (photo_scene.status, photo_scene.review) == ("done", "flagged")
+
+
+def test_a_replacement_upload_for_a_scene_not_waiting_is_refused_unstored(
+    alice_client, held, sample_files
+):
+    passed = held.scenes[2]
+    before = held.project.assets.count()
+
+    response = alice_client.post(
+        reverse("projects:review_replace", args=[passed.pk]),
+        {"image": "", "photo": photo_upload(sample_files["hopper"])},
+    )
+
+    assert response.status_code == 409
+    assert held.project.assets.count() == before

@@ -6,7 +6,7 @@ people (which references do not belong, whose face a project is about).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,7 @@ class Identity:
     each reference to ``vector`` (0 when every photo embeds alike);
     ``spread_max``: the largest."""
 
-    vector: np.ndarray
+    vector: np.ndarray = field(repr=False)  # biometric: never in a log line
     count: int
     spread: float
     spread_max: float

@@ -57,5 +57,8 @@ class SceneOutput:
 class SceneEngine(Protocol):
     name: str
     version: str  # part of every fingerprint: bump it when the output changes
+    # Whether a new seed makes a different output: the consistency gate makes
+    # a failing scene again with new seeds only when it does.
+    seeded: bool
 
     def render(self, request: SceneRequest) -> SceneOutput: ...

@@ -25,6 +25,7 @@ def _even(value: float) -> int:
 class PhotoEngine:
     name = "photo"
     version = "photo-1"
+    seeded = False  # the photo is the photo, whatever the seed
 
     def render(self, request: SceneRequest) -> SceneOutput:
         request.report(0.0, f"scene {request.index}: reading the photo")
