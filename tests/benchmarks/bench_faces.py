@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, ours, theirs, TARGETS[target]))
 
     print(f"one core (cpu {sorted(os.sched_getaffinity(0))}), median of {runs} runs")
-    print(f"provider load: {load_fast:.2f} s (plain dlib {load_plain:.2f} s)\n")
-    print(f"| {'work':44} | ours (s) | plain dlib (s) | speed-up | target | |")
+    print(f"provider load: {load_fast:.2f} s (with dlib's ResNet {load_plain:.2f} s)\n")
+    print(f"| {'work':44} | ours (s) | dlib's ResNet (s) | speed-up | target | |")
     print(f"| {'-' * 44} | ---: | ---: | ---: | ---: | --- |")
     ok = True
     for label, ours, theirs, target in rows:
