@@ -7,22 +7,15 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from studio_site.forms import MultipleFileField, MultipleFileInput
+
 from .models import MAX_REFERENCES, Character
 from .registration import provider_threshold
 
 
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class PhotosField(forms.FileField):
-    """Several photos at once (Django's documented recipe, as in
-    ``projects.forms``, which this app may not import).
-
-    Only presence and count are checked here: each photo's content is
-    validated one by one by ``add_reference_upload``, so one bad file does
-    not reject the good ones beside it.
-    """
+class PhotosField(MultipleFileField):
+    """Several photos at once, no more than a character has room for; each
+    photo's content is validated one by one by ``add_reference_upload``."""
 
     def __init__(self, *args: Any, max_files: int = MAX_REFERENCES, **kwargs: Any):
         kwargs.setdefault(
@@ -34,12 +27,7 @@ class PhotosField(forms.FileField):
         self.max_files = max_files
 
     def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
-        items = data if isinstance(data, list | tuple) else [data]
-        files = [item for item in items if item]
-        if self.required and not files:
-            raise forms.ValidationError(
-                self.error_messages["required"], code="required"
-            )
+        files = super().clean(data, initial)
         if len(files) > self.max_files:
             raise forms.ValidationError(
                 f"Choose at most {self.max_files}"

@@ -3,13 +3,11 @@ task on the farm (``characters.register``), followed like any job."""
 
 from __future__ import annotations
 
-from celery.canvas import Signature
 from django.db import transaction
 
 from media_jobs import records, scheduler
 from media_jobs.models import Job
-from media_jobs.orchestration import pipeline
-from media_jobs.queues import celery_priority
+from media_jobs.orchestration import one_task
 
 from .models import Character
 
@@ -18,20 +16,13 @@ REGISTRATION_FAILED = "characters.registration_failed"
 STAGE = "faces"
 
 
-def registration_canvas(job: Job) -> Signature:
-    return pipeline(
-        job.pk,
-        [REGISTER_TASK],
-        on_error=REGISTRATION_FAILED,
-        priority=celery_priority(job.priority),
-        attempt=job.attempts,
-    )
-
-
 def register_job_kinds() -> None:
     # Seconds of work a page is waiting for, like a song's analysis: no slot.
     scheduler.register_kind(
-        Job.Kind.CHARACTER, registration_canvas, REGISTRATION_FAILED, limited=False
+        Job.Kind.CHARACTER,
+        one_task(REGISTER_TASK, REGISTRATION_FAILED),
+        REGISTRATION_FAILED,
+        limited=False,
     )
 
 

@@ -19,18 +19,25 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from media_jobs.files import delete_file, local_file, scratch_dir, spooled, store_file
+from media_jobs.files import (
+    check_upload,
+    delete_file,
+    local_file,
+    save_with_file,
+    scratch_dir,
+    spooled,
+    store_file,
+)
 from workers.faces.base import FaceProvider, align
 from workers.faces.identity import build_identity, group_people, vector_from_bytes
 from workers.faces.images import load_rgb, save_rgb
 from workers.faces.providers import load_provider, provider_class
 from workers.faces.quality import REJECT
 from workers.faces.references import check_reference
-from workers.validation import UploadRejected, clean_display_name, validate_upload
+from workers.validation import UploadRejected, clean_display_name
 
 from .models import (
     MAX_REFERENCE_ROWS,
@@ -105,14 +112,7 @@ def add_reference(
     a photo, is already a reference, or the character is full."""
     name = clean_display_name(original_name)
     try:
-        checked = validate_upload(
-            path,
-            original_name=name,
-            expected_kind="image",
-            max_bytes=settings.STUDIO_MAX_UPLOAD_BYTES,
-            max_image_pixels=settings.STUDIO_MAX_IMAGE_PIXELS,
-            max_audio_seconds=settings.STUDIO_MAX_AUDIO_SECONDS,
-        )
+        checked = check_upload(path, name, "image")
     except UploadRejected as exc:
         raise ReferenceRefused(str(exc)) from exc
     with transaction.atomic():
@@ -131,19 +131,8 @@ def add_reference(
             height=checked.metadata.get("height"),
             hint_box=hint_box,
         )
-        with path.open("rb") as handle:
-            reference.file.save("reference", File(handle), save=False)
-        try:
-            with transaction.atomic():
-                reference.save()
-        except IntegrityError as exc:
-            reference.file.delete(save=False)
-            raise ReferenceRefused(
-                f"{name}: this photo is already a reference"
-            ) from exc
-        except BaseException:
-            reference.file.delete(save=False)
-            raise
+        if not save_with_file(reference, "file", path):
+            raise ReferenceRefused(f"{name}: this photo is already a reference")
     return reference
 
 

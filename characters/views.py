@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from media_jobs.files import stored_file_response
 from media_jobs.models import Job
-from media_jobs.views import REVIEW_BADGES, HtmxHttpRequest
+from media_jobs.views import REVIEW_BADGES, HtmxHttpRequest, see_other
 
 from .access import characters_for_user, get_character_for_user, get_reference_for_user
 from .forms import CharacterSettingsForm, NewCharacterForm, ReferenceUploadForm
@@ -191,13 +191,6 @@ def _detail_url(character: Character) -> str:
     return reverse("characters:detail", args=[character.pk])
 
 
-def _see_other(url: str) -> HttpResponseRedirect:
-    """After a POST the browser GETs the page (303, never a repeated POST)."""
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
-
-
 def _show_notes(request: HtmxHttpRequest, notes: list[FileNote]) -> None:
     for note in notes:
         (messages.success if note.ok else messages.error)(request, note.message)
@@ -276,7 +269,7 @@ def character_create(request: HtmxHttpRequest) -> HttpResponse:
     url = _detail_url(character)
     if request.htmx:
         return HttpResponseClientRedirect(url)
-    return _see_other(url)
+    return see_other(url)
 
 
 # --- one character -----------------------------------------------------------------
@@ -332,7 +325,7 @@ def character_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             _settings_context(character, saved=True),
         )
     messages.success(request, "Saved.")
-    return _see_other(_detail_url(character))
+    return see_other(_detail_url(character))
 
 
 @login_required
@@ -359,7 +352,7 @@ def reference_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return _references_partial(request, character, notes=notes, status=status)
     _show_notes(request, notes)
-    return _see_other(_detail_url(character))
+    return see_other(_detail_url(character))
 
 
 @login_required
@@ -376,7 +369,7 @@ def reference_remove(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return _references_partial(request, character, notes=[note])
     _show_notes(request, [note])
-    return _see_other(_detail_url(character))
+    return see_other(_detail_url(character))
 
 
 @login_required
@@ -424,4 +417,4 @@ def character_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     url = reverse("characters:list")
     if request.htmx:
         return HttpResponseClientRedirect(url)
-    return _see_other(url)
+    return see_other(url)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +49,31 @@ def lookup(
         hits=F("hits") + 1, last_hit_at=timezone.now()
     )
     return entry
+
+
+def remember(
+    key: str,
+    kind: str,
+    compute: Callable[[], dict[str, Any]],
+    *,
+    engine_version: str = "",
+) -> tuple[dict[str, Any], bool]:
+    """A result without files under ``key``: the stored one, or what
+    ``compute()`` returns, stored with the time it took; and whether it was
+    computed now."""
+    entry = lookup(key, kind)
+    if entry is not None:
+        return entry.result, False
+    started = time.monotonic()
+    result = compute()
+    store(
+        key,
+        kind,
+        result=result,
+        engine_version=engine_version,
+        seconds=time.monotonic() - started,
+    )
+    return result, True
 
 
 def store(

@@ -1,6 +1,6 @@
 """Moving files between the storage backend (local volume or S3) and the local
-paths that engines in ``workers/`` read and write, and serving stored user
-files to their owner's browser."""
+paths that engines in ``workers/`` read and write, checking and storing
+uploads, and serving stored user files to their owner's browser."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, models, transaction
 from django.http import FileResponse, Http404
+
+from workers.validation import ValidatedUpload, validate_upload
 
 
 @contextmanager
@@ -102,6 +105,39 @@ def spooled(upload: UploadedFile) -> Iterator[Path]:
             for chunk in upload.chunks():
                 dst.write(chunk)
         yield path
+
+
+def check_upload(
+    path: Path, original_name: str, expected_kind: str | None
+) -> ValidatedUpload:
+    """``validate_upload`` under the studio's limits (STUDIO_MAX_*)."""
+    return validate_upload(
+        path,
+        original_name=original_name,
+        expected_kind=expected_kind,
+        max_bytes=settings.STUDIO_MAX_UPLOAD_BYTES,
+        max_image_pixels=settings.STUDIO_MAX_IMAGE_PIXELS,
+        max_audio_seconds=settings.STUDIO_MAX_AUDIO_SECONDS,
+    )
+
+
+def save_with_file(row: models.Model, field: str, path: Path) -> bool:
+    """Store ``path`` in the row's file field ``field`` (its upload_to makes
+    the name) and save the row; False when a uniqueness constraint refused
+    the row. The stored file never outlives a row that was not saved."""
+    stored = getattr(row, field)
+    with path.open("rb") as handle:
+        stored.save(field, File(handle), save=False)
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        stored.delete(save=False)
+        return False
+    except BaseException:
+        stored.delete(save=False)
+        raise
+    return True
 
 
 def delete_file(name: str) -> None:

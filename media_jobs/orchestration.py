@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from celery import Task, chain, chord, signature
@@ -16,6 +16,7 @@ from django.conf import settings
 from . import records
 from .lifecycle import describe_error, fail
 from .models import Job
+from .queues import celery_priority
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,22 @@ def pipeline(
     canvas = chain(*steps) if len(steps) > 1 else steps[0]
     canvas.link_error(error_callback(on_error, job_id, attempt))
     return canvas
+
+
+def one_task(task: str, on_error: str) -> Callable[[Job], Signature]:
+    """The canvas builder (``scheduler.register_kind``) of a job that is one
+    task taking the job's id, at the job's priority."""
+
+    def build(job: Job) -> Signature:
+        return pipeline(
+            job.pk,
+            [task],
+            on_error=on_error,
+            priority=celery_priority(job.priority),
+            attempt=job.attempts,
+        )
+
+    return build
 
 
 @dataclass(frozen=True)

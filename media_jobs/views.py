@@ -269,7 +269,7 @@ def job_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _job_page(request, job)
 
 
-def _see_other(url: str) -> HttpResponseRedirect:
+def see_other(url: str) -> HttpResponseRedirect:
     """After a POST, the browser GETs the page (303, never a repeated POST)."""
     response = HttpResponseRedirect(url)
     response.status_code = 303
@@ -291,7 +291,7 @@ def _job_action(
     if request.htmx:
         return _live_partial(request, job)
     messages.success(request, done.format(pk=job.pk))
-    return _see_other(reverse("jobs:detail", args=[job.pk]))
+    return see_other(reverse("jobs:detail", args=[job.pk]))
 
 
 @login_required
@@ -334,7 +334,7 @@ def scene_rerender(request: HtmxHttpRequest, pk: int, index: int) -> HttpRespons
     messages.success(
         request, f"Scene {index} is being made again in render #{child.pk}."
     )
-    return _see_other(url)
+    return see_other(url)
 
 
 @login_required

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from media_jobs import control
 from media_jobs.models import Batch, Job
-from media_jobs.views import HtmxHttpRequest
+from media_jobs.views import HtmxHttpRequest, see_other
 
 from .batches import (
     COLUMNS,
@@ -82,11 +82,9 @@ def _new_page(
     return render(request, "projects/batch_new.html", context, status=status)
 
 
-def _see_other(batch: Batch) -> HttpResponseRedirect:
+def _see_batch(batch: Batch) -> HttpResponseRedirect:
     """A 303 to the batch page: the browser follows it with a GET."""
-    response = HttpResponseRedirect(reverse("projects:batch_detail", args=[batch.pk]))
-    response.status_code = 303
-    return response
+    return see_other(reverse("projects:batch_detail", args=[batch.pk]))
 
 
 @login_required
@@ -125,7 +123,7 @@ def batch_new(request: HtmxHttpRequest) -> HttpResponse:
     except BatchError as exc:
         return _new_page(request, form, exc.errors, status=400)
     messages.success(request, f"Queued {batch.jobs.count()} renders.")
-    return _see_other(batch)
+    return _see_batch(batch)
 
 
 def _jobs_context(batch: Batch) -> dict[str, Any]:
@@ -166,4 +164,4 @@ def batch_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "projects/_batch_jobs.html", _jobs_context(batch))
     messages.success(request, f"Cancelled {cancelled} jobs.")
-    return _see_other(batch)
+    return _see_batch(batch)

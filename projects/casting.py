@@ -5,7 +5,6 @@ where their camera moves close in."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -129,24 +128,23 @@ def photo_matches(
                 "threshold": threshold_of(character),
             }
         )
-        entry = cache.lookup(key, CacheEntry.Kind.FACES)
-        if entry is not None:
-            matches[str(asset.pk)] = entry.result
-            continue
         progress(0.3 + 0.7 * n / len(images), f"finding {character.name} in photos")
-        started = time.monotonic()
-        with local_file(asset.file.name) as path:
-            found = match_photo(character, Photo(path, asset.original_name, asset.pk))
-        matches[str(asset.pk)] = found.to_dict()
-        computed += 1
-        cache.store(
+        found, made = cache.remember(
             key,
             CacheEntry.Kind.FACES,
-            result=found.to_dict(),
+            lambda asset=asset: _match(character, asset),
             engine_version=character.provider_version,
-            seconds=time.monotonic() - started,
         )
+        matches[str(asset.pk)] = found
+        computed += made
     return matches, computed
+
+
+def _match(character: Character, asset: Asset) -> dict[str, Any]:
+    with local_file(asset.file.name) as path:
+        return match_photo(
+            character, Photo(path, asset.original_name, asset.pk)
+        ).to_dict()
 
 
 def focus_of(match: dict[str, Any] | None) -> tuple[float, float] | None:

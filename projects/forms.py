@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.files.uploadedfile import UploadedFile
 
 from characters.access import characters_for_user
+from studio_site.forms import MultipleFileField, MultipleFileInput
 
 from .models import Project
 
@@ -45,31 +45,6 @@ class CharacterChoiceForm(forms.ModelForm):
         field.queryset = characters_for_user(owner)
         field.empty_label = "None (Quick mode, when on)"
         field.help_text = "Every scene that shows them is checked against their photos."
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """A file field that accepts several files at once (Django's documented recipe).
-
-    Only presence is checked here: each file's content is validated one by one
-    by ``add_asset``, so one bad file does not reject the good ones beside it.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
-        items = data if isinstance(data, list | tuple) else [data]
-        files = [item for item in items if item]
-        if self.required and not files:
-            raise forms.ValidationError(
-                self.error_messages["required"], code="required"
-            )
-        return files
 
 
 class UploadForm(forms.Form):

@@ -19,6 +19,7 @@ from media_jobs.models import Batch, Job
 from media_jobs.orchestration import (
     Item,
     error_callback,
+    one_task,
     pipeline,
     run_inline,
     scatter,
@@ -39,6 +40,7 @@ RENDER_ERROR_CALLBACK = "projects.render_failed"
 ANALYSIS_ERROR_CALLBACK = "projects.job_failed"
 SCENE_TASK = "projects.render_scene"
 CAST_TASK = "projects.cast_project"
+ANALYSIS_TASK = "projects.analyze_song"
 ASSEMBLE_TASK = "projects.assemble_render"
 
 
@@ -122,36 +124,17 @@ def render_canvas(job: Job) -> Signature:
     return canvas
 
 
-def analysis_canvas(job: Job) -> Signature:
-    return pipeline(
-        job.pk,
-        ["projects.analyze_song"],
-        on_error=ANALYSIS_ERROR_CALLBACK,
-        priority=celery_priority(job.priority),
-        attempt=job.attempts,
-    )
-
-
-def casting_canvas(job: Job) -> Signature:
-    return pipeline(
-        job.pk,
-        [CAST_TASK],
-        on_error=ANALYSIS_ERROR_CALLBACK,
-        priority=celery_priority(job.priority),
-        attempt=job.attempts,
-    )
-
-
 def register_job_kinds() -> None:
     scheduler.register_kind(Job.Kind.RENDER, render_canvas, RENDER_ERROR_CALLBACK)
     # A song's analysis, like finding the character in the photos, is
     # seconds of work a page is waiting for: no slot.
-    scheduler.register_kind(
-        Job.Kind.ANALYZE, analysis_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
-    )
-    scheduler.register_kind(
-        Job.Kind.CAST, casting_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
-    )
+    for kind, task in ((Job.Kind.ANALYZE, ANALYSIS_TASK), (Job.Kind.CAST, CAST_TASK)):
+        scheduler.register_kind(
+            kind,
+            one_task(task, ANALYSIS_ERROR_CALLBACK),
+            ANALYSIS_ERROR_CALLBACK,
+            limited=False,
+        )
 
 
 def check_ready(project: Project) -> None:

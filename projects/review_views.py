@@ -14,13 +14,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from media_jobs.models import Job
-from media_jobs.views import HtmxHttpRequest
+from media_jobs.views import HtmxHttpRequest, see_other
 
 from .access import get_scene_for_user
 from .models import Asset, Scene
@@ -140,12 +140,6 @@ def review_count_context(request: HttpRequest) -> dict[str, Any]:
     return {"review_count": review_queue(user).count()}
 
 
-def _see_other(url: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(url)
-    response.status_code = 303
-    return response
-
-
 def _decided(
     request: HtmxHttpRequest, scene: Scene, message: str, job: Job | None
 ) -> HttpResponse:
@@ -161,7 +155,7 @@ def _decided(
             },
         )
     messages.success(request, message)
-    return _see_other(reverse("projects:review_queue"))
+    return see_other(reverse("projects:review_queue"))
 
 
 def _refused(

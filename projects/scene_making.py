@@ -210,18 +210,14 @@ def check(
             "gate": check_version(character),
         }
     )
-    entry = cache.lookup(key, CacheEntry.Kind.CHECK)
-    if entry is not None:
-        return entry.result
-    with ExitStack() as stack:
-        result = check_source(character, _frames(scene, produced, preset, stack))
-    found = result.to_dict()
-    cache.store(
-        key,
-        CacheEntry.Kind.CHECK,
-        result=found,
-        engine_version=character.provider_version,
-        seconds=result.seconds,
+
+    def run_gate() -> dict[str, Any]:
+        with ExitStack() as stack:
+            source = _frames(scene, produced, preset, stack)
+            return check_source(character, source).to_dict()
+
+    found, _ = cache.remember(
+        key, CacheEntry.Kind.CHECK, run_gate, engine_version=character.provider_version
     )
     return found
 

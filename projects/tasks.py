@@ -12,8 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,18 @@ def analyze_music(self, job_id: int) -> None:
         records.mark_stage_cached(job_id, "analyze")
 
 
+@contextmanager
+def _photos_named(images: Sequence[Asset]) -> Iterator[None]:
+    """Face work on the project's photos fails with the photos named as the
+    user uploaded them, and a missing face model says how to get it."""
+    try:
+        yield
+    except FaceModelMissing as exc:
+        raise PipelineError(str(exc)) from exc
+    except ValueError as exc:
+        raise PipelineError(_name_uploads(str(exc), images)) from exc
+
+
 @shared_task(name="projects.find_character", bind=True)
 def find_character(self, job_id: int) -> None:
     """Who this render is about (Quick mode registers them from the photos)
@@ -186,7 +198,7 @@ def find_character(self, job_id: int) -> None:
         ProgressManager(job_id, "character") as progress,
     ):
         images = list(job.project.images())
-        try:
+        with _photos_named(images):
             cast = render_character(job.project, images, progress.update)
             character = cast.character
             matches, computed = (
@@ -194,10 +206,6 @@ def find_character(self, job_id: int) -> None:
                 if character
                 else ({}, 0)
             )
-        except FaceModelMissing as exc:
-            raise PipelineError(str(exc)) from exc
-        except ValueError as exc:
-            raise PipelineError(_name_uploads(str(exc), images)) from exc
         # Nothing registered or looked for, every photo's match from the cache.
         run["cached"] = not cast.worked and computed == 0 and character is not None
     if character is None:
@@ -229,12 +237,8 @@ def cast_project(self, job_id: int) -> int | None:
         ProgressManager(job_id, "character", span=(0.0, 0.99)) as progress,
     ):
         images = list(job.project.images())
-        try:
+        with _photos_named(images):
             cast = render_character(job.project, images, progress.update)
-        except FaceModelMissing as exc:
-            raise PipelineError(str(exc)) from exc
-        except ValueError as exc:
-            raise PipelineError(_name_uploads(str(exc), images)) from exc
     lifecycle.finish_stage(job_id, "character", 0.0)
     character = cast.character
     if character is None:
@@ -244,6 +248,13 @@ def cast_project(self, job_id: int) -> int | None:
         job_id, f"{character.name}: {character.reference_count} photos in the identity"
     )
     return character.pk
+
+
+def _cast_fields(job: Job, image: Asset) -> dict[str, Any]:
+    """The Scene fields of a scene made from ``image``: the character it
+    shows and where its camera closes in (``cast_for_photo``)."""
+    character_id, (x, y) = cast_for_photo(job, image)
+    return {"character_id": character_id, "focus_x": x, "focus_y": y}
 
 
 @shared_task(name="projects.plan_scenes", bind=True)
@@ -280,7 +291,7 @@ def plan_scenes(self, job_id: int):
                 raise Ignore()
             # Scenes of an interrupted earlier delivery are replaced.
             Scene.objects.filter(job_id=job_id).delete()
-            cast = {image.pk: cast_for_photo(job, image) for image in images}
+            cast = [_cast_fields(job, image) for image in images]
             scenes = Scene.objects.bulk_create(
                 Scene(
                     project=project,
@@ -292,9 +303,7 @@ def plan_scenes(self, job_id: int):
                     end_frame=p.end_frame,
                     image=images[p.image_index],
                     move=p.move,
-                    focus_x=cast[images[p.image_index].pk][1][0],
-                    focus_y=cast[images[p.image_index].pk][1][1],
-                    character_id=cast[images[p.image_index].pk][0],
+                    **cast[p.image_index],
                     model=model,
                     transition=p.transition,
                     transition_frames=p.transition_frames,

@@ -5,36 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
-from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
 
-from media_jobs.files import spooled
+from media_jobs.files import check_upload, save_with_file, spooled
 from workers.validation import (
     UploadRejected,
     ValidatedUpload,
     clean_display_name,
-    validate_upload,
 )
 
 from .models import Asset, Project
 from .pipeline import start_analysis, start_casting
 
 __all__ = ["UploadRejected", "accept_upload", "add_asset", "add_asset_from_path"]
-
-
-def _validate(
-    path: Path, original_name: str, expected_kind: str | None
-) -> ValidatedUpload:
-    return validate_upload(
-        path,
-        original_name=original_name,
-        expected_kind=expected_kind,
-        max_bytes=settings.STUDIO_MAX_UPLOAD_BYTES,
-        max_image_pixels=settings.STUDIO_MAX_IMAGE_PIXELS,
-        max_audio_seconds=settings.STUDIO_MAX_AUDIO_SECONDS,
-    )
 
 
 def _save(
@@ -61,19 +44,8 @@ def _save(
         codec=meta.get("codec") or "",
         metadata=meta,
     )
-    with path.open("rb") as handle:
-        asset.file.save("upload", File(handle), save=False)
-    try:
-        with transaction.atomic():
-            asset.save()
-    except IntegrityError as exc:
-        asset.file.delete(save=False)
-        raise UploadRejected(
-            f"{original_name}: this file is already in the project."
-        ) from exc
-    except BaseException:
-        asset.file.delete(save=False)
-        raise
+    if not save_with_file(asset, "file", path):
+        raise UploadRejected(f"{original_name}: this file is already in the project.")
     return asset
 
 
@@ -85,7 +57,7 @@ def add_asset_from_path(
     expected_kind: str | None = None,
 ) -> Asset:
     name = original_name if original_name is not None else path.name
-    checked = _validate(path, name, expected_kind)
+    checked = check_upload(path, name, expected_kind)
     return _save(project, path, name, checked)
 
 
@@ -95,7 +67,7 @@ def add_asset(
     """Validate and store a file from a request (page form or API)."""
     name = upload.name or ""
     with spooled(upload) as path:
-        checked = _validate(path, name, expected_kind)
+        checked = check_upload(path, name, expected_kind)
         return _save(project, path, name, checked)
 
 

@@ -35,6 +35,23 @@ def small_project(alice, sample_files) -> Project:
 
 
 @pytest.fixture
+def ann(alice, sample_files, tmp_path):
+    """Alice's character from two photos of the astronaut (accepted) and one
+    of Grace Hopper (turned away: not the same person as the others)."""
+    from tests.unit.character_helpers import mirrored, register_character
+
+    return register_character(
+        alice,
+        "Ann",
+        [
+            (sample_files["astronaut"], "astronaut.png"),
+            (mirrored(sample_files["astronaut"], tmp_path), "mirrored.png"),
+            (sample_files["hopper"], "hopper.jpg"),
+        ],
+    )
+
+
+@pytest.fixture
 def farm_full(settings) -> None:
     """No free slot on the farm: every job started stays queued."""
     settings.STUDIO_MAX_RUNNING_JOBS = 0

@@ -18,7 +18,7 @@ from characters.registration import create_character
 from media_jobs.models import Job
 from projects.models import Project, Scene
 from tests.factories import JobFactory, SceneFactory
-from tests.unit.character_helpers import mirrored, photo_upload, register_character
+from tests.unit.character_helpers import mirrored, photo_upload
 from tests.unit.web_helpers import HTML_POLYGLOT, stored_image_asset
 
 pytestmark = pytest.mark.django_db
@@ -29,19 +29,6 @@ def api(alice) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
-
-
-@pytest.fixture
-def ann(alice, sample_files, tmp_path) -> Character:
-    return register_character(
-        alice,
-        "Ann",
-        [
-            (sample_files["astronaut"], "astronaut.png"),
-            (mirrored(sample_files["astronaut"], tmp_path), "mirrored.png"),
-            (sample_files["hopper"], "hopper.jpg"),
-        ],
-    )
 
 
 # --- characters -----------------------------------------------------------------

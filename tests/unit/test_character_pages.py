@@ -28,27 +28,12 @@ from characters.registration import (
 from media_jobs.models import Job
 from projects.models import Project, Scene
 from tests.factories import JobFactory, SceneFactory
-from tests.unit.character_helpers import mirrored, photo_upload, register_character
+from tests.unit.character_helpers import mirrored, photo_upload
 from tests.unit.web_helpers import HTML_POLYGLOT, png_bytes, stored_image_asset
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def ann(alice, sample_files, tmp_path) -> Character:
-    """Two photos of the astronaut (accepted) and Grace Hopper (turned away:
-    not the same person as the others)."""
-    return register_character(
-        alice,
-        "Ann",
-        [
-            (sample_files["astronaut"], "astronaut.png"),
-            (mirrored(sample_files["astronaut"], tmp_path), "mirrored.png"),
-            (sample_files["hopper"], "hopper.jpg"),
-        ],
-    )
 
 
 def _refs(character: Character) -> dict[str, ReferenceImage]:

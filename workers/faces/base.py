@@ -125,6 +125,14 @@ class FaceProvider(Protocol):
         ...
 
 
+def rgb_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as the providers take it: a C-contiguous RGB uint8 array
+    (dlib's bindings and the ONNX blobs need one)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError("a face image is an RGB uint8 array (height, width, 3)")
+    return np.ascontiguousarray(image)
+
+
 def align(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> np.ndarray:
     """The standard face crop: a similarity transform (rotation, scale,
     shift) of the five points onto the ArcFace template, ``size`` pixels

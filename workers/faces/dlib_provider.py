@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import Face, FaceModelMissing, normalise
+from .base import Face, FaceModelMissing, normalise, rgb_image
 from .dlib_resnet import ResNetRunner
 
 DETECT_LONG_SIDE = 1024  # detection runs on a copy at most this long
@@ -77,15 +77,18 @@ class DlibProvider:
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._landmarks = dlib.shape_predictor(str(folder / LANDMARKS_FILE))
-        self._resnet = dlib.face_recognition_model_v1(str(folder / RESNET_FILE))
-        # The same network through onnxruntime: about 20 times faster than
-        # dlib's own code in the dlib-bin wheel, with equal outputs.
+        # The network through onnxruntime: about 20 times faster than dlib's
+        # own code in the dlib-bin wheel, with equal outputs; dlib's own is
+        # loaded only when that cannot run (or is not wanted).
         self._runner: ResNetRunner | None = None
+        self._resnet = None
         if fast:
             try:
                 self._runner = ResNetRunner(folder / RESNET_FILE)
             except ImportError:
                 self._runner = None
+        if self._runner is None:
+            self._resnet = dlib.face_recognition_model_v1(str(folder / RESNET_FILE))
         # dlib's objects are not documented as thread-safe; a worker may run
         # a check while its task thread reports progress.
         self._lock = threading.Lock()
@@ -94,7 +97,7 @@ class DlibProvider:
         """Faces on a copy at most ``DETECT_LONG_SIDE`` long, looked for again
         at twice that scale when none is found (faces down to about 40 pixels
         of the copy), with landmarks placed on the full picture."""
-        image = _rgb(image)
+        image = rgb_image(image)
         height, width = image.shape[:2]
         scale = min(1.0, DETECT_LONG_SIDE / max(height, width))
         small = image
@@ -122,7 +125,7 @@ class DlibProvider:
     def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         if not faces:
             return np.zeros((0, self.embedding_size), dtype=np.float32)
-        image = _rgb(image)
+        image = rgb_image(image)
         with self._lock:
             chips = [
                 self._dlib.get_face_chip(
@@ -132,6 +135,7 @@ class DlibProvider:
             ]
             if self._runner is not None:
                 return normalise(self._runner(chips))
+            assert self._resnet is not None
             rows = [np.asarray(self._resnet.compute_face_descriptor(c)) for c in chips]
         return normalise(np.stack(rows))
 
@@ -147,10 +151,3 @@ class DlibProvider:
         for x, y in points:
             parts.append(self._dlib.point(int(round(x)), int(round(y))))
         return self._dlib.full_object_detection(self._rect(face.box), parts)
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    """A C-contiguous RGB uint8 array, which dlib's bindings require."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError("a face image is an RGB uint8 array (height, width, 3)")
-    return np.ascontiguousarray(image)

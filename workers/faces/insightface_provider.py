@@ -40,7 +40,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .base import TEMPLATE_SIZE, Face, FaceModelMissing, align, normalise
+from .base import (
+    TEMPLATE_SIZE,
+    Face,
+    FaceModelMissing,
+    align,
+    normalise,
+    rgb_image,
+)
 
 MODEL_KEY = "insightface-buffalo-l"  # the model registry's key for the pack
 DETECTOR_FILE = "det_10g.onnx"
@@ -129,7 +136,7 @@ class InsightFaceProvider:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces with a detector score of at least 0.5, largest first."""
-        image = _rgb(image)
+        image = rgb_image(image)
         blob, (scale_x, scale_y) = self._detector_blob(image)
         with self._lock:
             outputs = self._detector.run(None, {self._detector_input: blob})
@@ -149,7 +156,7 @@ class InsightFaceProvider:
     def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         if not faces:
             return np.zeros((0, self.embedding_size), dtype=np.float32)
-        image = _rgb(image)
+        image = rgb_image(image)
         crops = np.stack([align(image, face, TEMPLATE_SIZE) for face in faces])
         blob = (crops.astype(np.float32) - EMBED_MEAN) / EMBED_STD
         blob = np.ascontiguousarray(blob.transpose(0, 3, 1, 2))
@@ -295,9 +302,3 @@ def _static_size(session: Any) -> tuple[int, int] | None:
     if isinstance(height, int) and isinstance(width, int):
         return width, height
     return None
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError("a face image is an RGB uint8 array (height, width, 3)")
-    return np.ascontiguousarray(image)
