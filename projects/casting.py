@@ -38,12 +38,14 @@ def _photos(images: Sequence[Asset], stack: ExitStack) -> list[Photo]:
 
 @dataclass(frozen=True)
 class Cast:
-    """Who a render checks its scenes against (None: nobody), and whether
+    """Who a render checks its scenes against (None: nobody), whether
     finding them took any work (a face looked for, a photo checked) or came
-    whole from what was known."""
+    whole from what was known, and the photos' matches (``photo_matches``)
+    when finding them already made those for the identity as it now is."""
 
     character: Character | None
     worked: bool
+    matches: dict[str, dict[str, Any]] | None = None
 
 
 def render_character(
@@ -54,6 +56,7 @@ def render_character(
     none (and Quick mode found no face)."""
     character = project.character
     worked = False
+    matches = None
     if character is None:
         if not project.auto_character or not images:
             return Cast(None, worked=False)
@@ -72,24 +75,26 @@ def render_character(
             return render_character(project, images, progress)
         character, worked = found, True
     elif character.auto_created and project.auto_character:
-        worked = _add_new_photos(character, images, progress) > 0
+        looked, matches = _add_new_photos(character, images, progress)
+        worked = looked > 0
     if character.references.filter(status=ReferenceImage.Status.PENDING).exists():
         progress(0.2, f"checking the photos of {character.name}")
         registered, worked = register_pending(character), True
         if registered is None:  # deleted meanwhile: nobody to check against
             return Cast(None, worked)
-        character = registered
-    return Cast(character if character.is_ready else None, worked)
+        character, matches = registered, None  # a new identity, new matches
+    return Cast(character if character.is_ready else None, worked, matches)
 
 
 def _add_new_photos(
     character: Character, images: Sequence[Asset], progress: Progress
-) -> int:
+) -> tuple[int, dict[str, dict[str, Any]] | None]:
     """Quick mode goes on learning: project photos uploaded after the
     character was found become references when they show that person. The
-    number of photos looked at (the others' matches were known)."""
+    number of photos looked at (the others' matches were known), and the
+    matches (a photo added waits to be registered, which makes them new)."""
     if not character.is_ready:
-        return 0
+        return 0, None
     known = set(character.references.values_list("sha256", flat=True))
     room = (
         MAX_REFERENCES
@@ -108,7 +113,7 @@ def _add_new_photos(
             except ReferenceRefused:
                 continue
         room -= 1
-    return computed
+    return computed, matches
 
 
 def photo_matches(

@@ -201,11 +201,12 @@ def find_character(self, job_id: int) -> None:
         with _photos_named(images):
             cast = render_character(job.project, images, progress.update)
             character = cast.character
-            matches, computed = (
-                photo_matches(character, images, progress.update)
-                if character
-                else ({}, 0)
-            )
+            if character is None:
+                matches, computed = {}, 0
+            elif cast.matches is not None:
+                matches, computed = cast.matches, 0  # made while finding them
+            else:
+                matches, computed = photo_matches(character, images, progress.update)
         # Nothing registered or looked for, every photo's match from the cache.
         run["cached"] = not cast.worked and computed == 0 and character is not None
     if character is None:

@@ -309,6 +309,9 @@ def test_the_character_stage_is_cached_only_when_nothing_was_looked_for(solo):
         return JobStage.objects.get(job=job, name="character").cached
 
     assert (cached(first), cached(second)) == (False, True)
+    # The second render looked each photo's match up once.
+    matches = CacheEntry.objects.filter(kind=CacheEntry.Kind.FACES)
+    assert matches.exists() and all(entry.hits == 1 for entry in matches)
 
 
 def test_an_approved_scene_stays_approved_in_a_render_made_from_it(
