@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from media_jobs.api import ErrorSerializer
 from media_jobs.models import Job
 from media_jobs.views import REVIEW_BADGES
+from studio_site.upload_limits import upload_rejections
 
 from .access import characters_for_user
 from .jobs import registrations, start_registration
@@ -40,7 +41,6 @@ from .registration import (
     remove_reference,
     threshold_of,
 )
-from .views import dropped_uploads
 
 # --- serializers ------------------------------------------------------------------
 
@@ -348,7 +348,7 @@ class CharacterViewSet(viewsets.ModelViewSet):
         uploads = request.FILES.getlist("files") + request.FILES.getlist("file")
         errors = [
             {"file": name, "detail": message}
-            for name, message in dropped_uploads(request)
+            for name, message in upload_rejections(request)
         ]
         if not uploads and not errors:
             errors.append({"file": "", "detail": "Send at least one photo as files."})

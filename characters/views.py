@@ -27,6 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from media_jobs.files import stored_file_response
 from media_jobs.models import Job
 from media_jobs.views import REVIEW_BADGES, HtmxHttpRequest, see_other
+from studio_site.upload_limits import upload_rejections
 
 from .access import characters_for_user, get_character_for_user, get_reference_for_user
 from .forms import CharacterSettingsForm, NewCharacterForm, ReferenceUploadForm
@@ -43,10 +44,6 @@ from .registration import (
 )
 
 SCENES_SHOWN = 200
-# Set on the request by the upload handler (``projects.upload_limits``) for
-# each file it dropped for its size; read by name, since this app may not
-# import projects.
-UPLOAD_REJECTIONS = "upload_rejections"
 
 
 @dataclass(frozen=True)
@@ -56,11 +53,6 @@ class FileNote:
     name: str
     ok: bool
     message: str
-
-
-def dropped_uploads(request: Any) -> list[tuple[str, str]]:
-    """(file name, message) of each file refused for its size on arrival."""
-    return list(getattr(request, UPLOAD_REJECTIONS, []))
 
 
 def add_photos(character: Character, uploads: list[Any]) -> list[FileNote]:
@@ -237,7 +229,7 @@ def character_create(request: HtmxHttpRequest) -> HttpResponse:
     form = NewCharacterForm(request.POST, request.FILES)
     notes = [
         FileNote(name=name, ok=False, message=message)
-        for name, message in dropped_uploads(request)
+        for name, message in upload_rejections(request)
     ]
     if not form.is_valid():
         return render(
@@ -335,7 +327,7 @@ def reference_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = ReferenceUploadForm(request.POST, request.FILES, room=room_left(character))
     notes = [
         FileNote(name=name, ok=False, message=message)
-        for name, message in dropped_uploads(request)
+        for name, message in upload_rejections(request)
     ]
     if form.is_valid():
         notes += add_photos(character, form.cleaned_data["photos"])

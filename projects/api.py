@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from characters.access import characters_for_user
 from characters.models import Character
 from media_jobs.api import PRIORITY_NAMES, ErrorSerializer, JobSerializer
+from studio_site.upload_limits import upload_rejections
 
 from .access import assets_for_user, projects_for_user, renders_for_user
 from .analysis import analysis_svg, find_analysis
@@ -48,7 +49,6 @@ from .responses import (
     render_video_response,
     svg_response,
 )
-from .upload_limits import upload_rejections
 from .uploads import UploadRejected, accept_upload
 
 # --- serializers ------------------------------------------------------------------

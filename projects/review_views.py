@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from media_jobs.models import Job
 from media_jobs.views import HtmxHttpRequest, see_other
+from studio_site.upload_limits import upload_rejections
 
 from .access import get_scene_for_user
 from .models import Asset, Scene
@@ -32,7 +33,6 @@ from .review import (
     replace,
     review_queue,
 )
-from .upload_limits import upload_rejections
 from .uploads import UploadRejected, accept_upload
 
 MAX_SEED = 2**62

@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from media_jobs.models import Job
 from media_jobs.views import HtmxHttpRequest
+from studio_site.upload_limits import upload_rejections
 
 from .access import (
     get_asset_for_user,
@@ -41,7 +42,6 @@ from .responses import (
     render_video_response,
     svg_response,
 )
-from .upload_limits import upload_rejections
 from .uploads import UploadRejected, accept_upload
 
 JOBS_SHOWN = 20

@@ -192,7 +192,7 @@ STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 50_000_000)
 STUDIO_MAX_AUDIO_SECONDS = env_float("STUDIO_MAX_AUDIO_SECONDS", 1800.0)
 # Uploads are spooled to disk, and a file past STUDIO_MAX_UPLOAD_MB is dropped
 # while it arrives rather than after the whole body has been written.
-FILE_UPLOAD_HANDLERS = ["projects.upload_limits.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["studio_site.upload_limits.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640

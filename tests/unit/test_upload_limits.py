@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from projects.models import Asset
-from projects.upload_limits import LimitedTemporaryFileUploadHandler
+from studio_site.upload_limits import LimitedTemporaryFileUploadHandler
 from tests.unit.web_helpers import files_under, media_files, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def big_file(name: str = "big.png") -> SimpleUploadedFile:
 
 def test_the_settings_install_the_limited_handler(settings):
     assert settings.FILE_UPLOAD_HANDLERS == [
-        "projects.upload_limits.LimitedTemporaryFileUploadHandler"
+        "studio_site.upload_limits.LimitedTemporaryFileUploadHandler"
     ]
 
 
