@@ -114,9 +114,9 @@ def _make_again(scene: Scene, job: Job, **changes: object) -> None:
     _resume_when_decided(job)
 
 
-def _new_render(scene: Scene, job: Job, **options: object) -> Job:
+def _new_render(scene: Scene, job: Job, seed: int, image: Asset | None) -> Job:
     try:
-        child = rerender_scene(job, scene.index, **options)  # type: ignore[arg-type]
+        child = rerender_scene(job, scene.index, image=image, seed=seed)
     except RenderNotReady as exc:
         raise ReviewRefused(str(exc)) from exc
     Scene.objects.filter(pk=scene.pk).update(review=Scene.Review.REDONE)
@@ -130,27 +130,26 @@ def check_decidable(scene: Scene) -> None:
     _flagged(scene)
     status = Job.objects.filter(pk=scene.job_id).values_list("status", flat=True)
     if status.first() not in DECIDABLE_JOBS:
-        raise ReviewRefused(
-            f"render #{scene.job_id} is still making scenes; decide once it waits"
-            " for the review"
-        )
+        raise _still_making(scene.job_id)
 
 
-def _decide(scene: Scene, **options: object) -> Job:
+def _still_making(job_id: int) -> ReviewRefused:
+    return ReviewRefused(
+        f"render #{job_id} is still making scenes; decide once it waits for the review"
+    )
+
+
+def _decide(scene: Scene, seed: int, image: Asset | None = None) -> Job:
     with transaction.atomic():
         job = _locked_job(scene)
         scene.refresh_from_db()
         _flagged(scene)
         if job.status == Job.Status.SUCCEEDED:
-            return _new_render(scene, job, **options)
+            return _new_render(scene, job, seed, image)
         if job.status != Job.Status.REVIEW:
-            raise ReviewRefused(
-                f"render #{job.pk} is still making scenes; decide once it waits"
-                " for the review"
-            )
-        changes: dict[str, object] = {"seed": options["seed"]}
-        image = options.get("image")
-        if isinstance(image, Asset):
+            raise _still_making(job.pk)
+        changes: dict[str, object] = {"seed": seed}
+        if image is not None:
             character_id, focus = cast_for_photo(job, image, look=False)
             changes.update(
                 image=image,
