@@ -120,6 +120,15 @@ def view_at(start: View, end: View, p: float) -> View:
     return View(start.x + (end.x - start.x) * p, start.y + (end.y - start.y) * p, zoom)
 
 
+def frame_view(
+    start: View, end: View, move: str | None, index: int, frames: int
+) -> View:
+    """The view of frame ``index`` of ``frames`` through a move: the first
+    frame shows ``start``, the last ``end``."""
+    p = index / (frames - 1) if frames > 1 else 0.0
+    return view_at(start, end, eased(move, p))
+
+
 def view_matrix(view: View, image: Size, frame: Size) -> np.ndarray:
     """2x3 affine map from output pixel centres to image coordinates.
 

@@ -35,7 +35,7 @@ from workers.assembly.ffmpeg import (
     input_args,
     stderr_tail,
 )
-from workers.assembly.motion import Planes, Size, View, eased, prepared_size, view_at
+from workers.assembly.motion import Planes, Size, View, frame_view, prepared_size
 from workers.assembly.stills import StillInfo, inspect_image
 from workers.probe import ProbeError, StreamInfo, probe_media
 
@@ -173,8 +173,7 @@ class StillSource:
         self.prepare()
         assert self._planes is not None
         i = min(self._next, self.frames - 1)
-        p = i / (self.frames - 1) if self.frames > 1 else 0.0
-        view = view_at(self.start, self.end, eased(self.move, p))
+        view = frame_view(self.start, self.end, self.move, i, self.frames)
         self._planes.draw(view, self.size, out)
         self._next += 1
 

@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 
 from workers.assembly.motion import (
-    eased,
+    frame_view,
     move_views,
     prepared_size,
-    view_at,
     view_matrix,
 )
 
@@ -150,8 +149,7 @@ class StillFrames:
     def frame(self, index: int) -> np.ndarray:
         if not 0 <= index < self.frame_count:
             raise IndexError(index)
-        p = index / (self.frame_count - 1) if self.frame_count > 1 else 0.0
-        view = view_at(self._start, self._end, eased(self.move, p))
+        view = frame_view(self._start, self._end, self.move, index, self.frame_count)
         height, width = self._picture.shape[:2]
         matrix = view_matrix(view, (width, height), self.size)
         return cv2.warpAffine(
