@@ -60,14 +60,18 @@ MIN_FRAMES = 2  # a shorter transition is a cut
 BARS_PER_SCENE = {"high": 1, "mid": 2, "calm": 4}
 _RANK = {"calm": 0, "mid": 1, "high": 2}
 
-# Preferred kinds for each kind of join, best first.
-_PUNCHY = ("flash", "whip_pan", "glitch", "cut")
-_PUNCHY_ALT = ("whip_pan", "flash", "glitch", "cut")
-_CALMER = ("dip_to_black", "crossfade", "dissolve")
-_SOFT_SECTION = ("crossfade", "dissolve")
-_HARD = ("cut",)
-_MID = ("crossfade", "dissolve")
-_CALM = ("dissolve", "crossfade")
+# Preferred kinds for each kind of join, best first. The storyboard passes
+# its own table (workers/storyboard/transitions.yaml) as ``preferences``.
+JOIN_KINDS = ("punchy", "punchy_alt", "calmer", "soft_section", "hard", "mid", "calm")
+DEFAULT_PREFERENCES: dict[str, tuple[str, ...]] = {
+    "punchy": ("flash", "whip_pan", "glitch", "cut"),
+    "punchy_alt": ("whip_pan", "flash", "glitch", "cut"),
+    "calmer": ("dip_to_black", "crossfade", "dissolve"),
+    "soft_section": ("crossfade", "dissolve"),
+    "hard": ("cut",),
+    "mid": ("crossfade", "dissolve"),
+    "calm": ("dissolve", "crossfade"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,12 @@ class _Energy:
         return "mid"
 
 
+def energy_level(analysis: Mapping, start: float, end: float) -> str:
+    """``calm``, ``mid`` or ``high``: the song's energy over [start, end)
+    against its own spread (the rules the cuts follow)."""
+    return _energy(analysis).level(start, end)
+
+
 def _energy(analysis: Mapping) -> _Energy:
     energy = analysis.get("energy") or {}
     hop = float(energy.get("hop_s") or 0.0)
@@ -135,11 +145,23 @@ def plan_beat_sync(
     fps: int,
     min_scene_s: float = 2.0,
     palette: Sequence[str] | None = None,
+    preferences: Mapping[str, Sequence[str]] | None = None,
+    anchors: Sequence[tuple[float, str]] = (),
 ) -> list[PlannedCut]:
     """The cuts of a ``duration``-second video at ``fps``, in order (see the
-    module's docstring for the rules). ValueError without beats."""
+    module's docstring for the rules). ValueError without beats.
+
+    ``preferences`` replaces the preferred transitions of some join kinds
+    (``JOIN_KINDS``). ``anchors`` are (seconds, label) cuts the caller asks
+    for, such as a script's scene changes: each becomes a cut like a section
+    change, on the downbeat nearest its time.
+    """
     if fps <= 0:
         raise ValueError("fps must be positive")
+    prefs = {**DEFAULT_PREFERENCES, **(preferences or {})}
+    unknown_kinds = sorted(set(prefs) - set(JOIN_KINDS))
+    if unknown_kinds:
+        raise ValueError(f"unknown join kinds: {', '.join(unknown_kinds)}")
     beats = sorted(float(b) for b in analysis.get("beats") or [])
     if not beats:
         raise ValueError(
@@ -180,6 +202,13 @@ def plan_beat_sync(
                 str(prev.get("label", "")),
                 str(section.get("label", "")),
             )
+    anchored: set[int] = set()  # cuts the caller asked for
+    for time, label in anchors:
+        beat = min(candidates, key=lambda c: abs(c - float(time)))
+        frame = round(beat * fps)
+        if 0 < frame < total and frame not in required:
+            required[frame] = (beat, "", label)
+            anchored.add(frame)
 
     # Cut frames: required ones plus energy-spaced candidates between them.
     shortest = min_scene_s * fps
@@ -212,31 +241,35 @@ def plan_beat_sync(
         after = energy.level(frame / fps, frame / fps + bar_s)
         if frame in required:
             beat, prev_label, next_label = required[frame]
-            change = f"section change {prev_label or '?'} -> {next_label or '?'}"
+            change = (
+                next_label
+                if frame in anchored
+                else f"section change {prev_label or '?'} -> {next_label or '?'}"
+            )
             if after == "high":
-                prefs = _PUNCHY if punches % 2 == 0 else _PUNCHY_ALT
+                punchy = prefs["punchy"] if punches % 2 == 0 else prefs["punchy_alt"]
                 punches += 1
-                kind = _pick(prefs, allowed, soft=False)
+                kind = _pick(punchy, allowed, soft=False)
                 want = min(beat_s / 2, PUNCH_MAX_S)
                 reason = f"{change} into high energy: punchy"
             elif _RANK[after] < _RANK[before]:
-                kind = _pick(_CALMER, allowed, soft=True)
+                kind = _pick(prefs["calmer"], allowed, soft=True)
                 want = 2 * beat_s
                 reason = f"{change} into calmer energy ({before} -> {after})"
             else:
-                kind = _pick(_SOFT_SECTION, allowed, soft=True)
+                kind = _pick(prefs["soft_section"], allowed, soft=True)
                 want = beat_s
                 reason = f"{change} at the same energy ({after})"
         else:
             beat, level, _ = cuts[frame]
             if level == "high":
-                kind, want = _pick(_HARD, allowed, soft=False), 0.0
+                kind, want = _pick(prefs["hard"], allowed, soft=False), 0.0
                 reason = "high energy: a cut every bar"
             elif level == "mid":
-                kind, want = _pick(_MID, allowed, soft=True), beat_s
+                kind, want = _pick(prefs["mid"], allowed, soft=True), beat_s
                 reason = "mid energy: every 2 bars, one-beat fade"
             else:
-                kind, want = _pick(_CALM, allowed, soft=True), 2 * beat_s
+                kind, want = _pick(prefs["calm"], allowed, soft=True), 2 * beat_s
                 reason = "calm: every 4 bars, two-beat dissolve"
         if kind == "cut":
             want = 0.0

@@ -253,17 +253,42 @@ def resample(plane: np.ndarray, m: np.ndarray, out: np.ndarray) -> None:
     cv2.getRectSubPix(scaled, (w, h), (tx + (w - 1) / 2, ty + (h - 1) / 2), patch=out)
 
 
+MAX_STRENGTH = 2.0
+
+
+def scaled_move(start: View, end: View, strength: float) -> tuple[View, View]:
+    """A move travelling ``strength`` times as far: pans about their middle,
+    zooms from their wider view (so a zoom in still starts on the whole
+    picture). 0 holds still, 1 is the move itself."""
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise ValueError(f"a move's strength must be 0..{MAX_STRENGTH:g}")
+    mx, my = (start.x + end.x) / 2, (start.y + end.y) / 2
+    low = min(start.zoom, end.zoom)
+
+    def scale(v: View) -> View:
+        return View(
+            mx + (v.x - mx) * strength,
+            my + (v.y - my) * strength,
+            low + (v.zoom - low) * strength,
+        )
+
+    return scale(start), scale(end)
+
+
 def move_views(
     move: str | tuple[View, View] | None,
     image: Size,
     frame: Size,
     focus: tuple[float, float] = (0.5, 0.5),
+    strength: float = 1.0,
 ) -> tuple[View, View]:
-    """(from, to) for a named move, an explicit pair, or no move (static)."""
+    """(from, to) for a named move (travelling ``strength`` times its usual
+    distance), an explicit pair, or no move (static)."""
     if move is None:
         return named_move("static", image, frame, focus)
     if isinstance(move, str):
-        return named_move(move, image, frame, focus)
+        views = named_move(move, image, frame, focus)
+        return views if strength == 1.0 else scaled_move(*views, strength)
     start, end = move
     for v in (start, end):
         if not (math.isfinite(v.zoom) and v.zoom >= 1.0):

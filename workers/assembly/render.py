@@ -73,6 +73,7 @@ from workers.assembly.thumbnail import choose_thumbnail, haar_faces
 from workers.assembly.timeline import (
     Clip,
     CustomMove,
+    Grade,
     Karaoke,
     Subtitles,
     Timeline,
@@ -126,6 +127,11 @@ def _resolve(timeline: Timeline, base_dir: Path) -> dict[str, Path]:
     named += [(f"audio[{i}].file", a.file) for i, a in enumerate(timeline.audio)]
     if timeline.grade is not None and timeline.grade.cube:
         named.append(("grade.cube", timeline.grade.cube))
+    named += [
+        (f"clips[{i}].grade.cube", c.grade.cube)
+        for i, c in enumerate(timeline.clips)
+        if c.grade is not None and c.grade.cube
+    ]
     named += [
         (f"text[{i}].file", t.file)
         for i, t in enumerate(timeline.text)
@@ -219,7 +225,7 @@ def _source(
         move = (View(a.x, a.y, a.zoom), View(b.x, b.y, b.zoom))
     else:
         move = clip.move
-    views = move_views(move, image, size, focus)
+    views = move_views(move, image, size, focus, clip.strength)
     named = clip.move if isinstance(clip.move, str) else None
     return StillSource.for_move(
         path, size, frames, views, move=named, grade=grade, info=info
@@ -669,8 +675,9 @@ def _soundtrack(
     return wav, report
 
 
-def _grade(timeline: Timeline, files: dict[str, Path], workdir: Path) -> str | None:
-    g = timeline.grade
+def _grade(grade: Grade | None, files: dict[str, Path], workdir: Path) -> str | None:
+    """The filtergraph fragment of a grade (the timeline's, or a clip's own)."""
+    g = grade
     if g is None:
         return None
     what: str | Path = g.preset if g.preset is not None else files[str(g.cube)]
@@ -734,7 +741,7 @@ def render_timeline(
     mixer = threading.Thread(target=mix, name="soundtrack", daemon=True)
     pending: _Prefetch | None = None
     try:
-        grade = _grade(timeline, files, work)
+        grade = _grade(timeline.grade, files, work)
         text = _text_filters(timeline, files, work)
         mixer.start()
 
@@ -742,7 +749,8 @@ def render_timeline(
             if k not in sources:
                 clip = timeline.clips[k]
                 frames = slots[k].last - slots[k].first
-                sources[k] = _source(clip, frames, timeline, files, grade)
+                own = _grade(clip.grade, files, work) if clip.grade else grade
+                sources[k] = _source(clip, frames, timeline, files, own)
             return sources[k]
 
         def prefetch(k: int) -> _Prefetch | None:

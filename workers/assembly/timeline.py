@@ -32,6 +32,8 @@ Version 1 (all times are seconds, finite and >= 0; unknown keys are errors)::
          "move": "zoom_in",          # stills only: one of MOVES or
                                      # {"from": {x, y, zoom}, "to": {...}}
          "focus": {"x": 0.4, "y": 0.3},  # stills only: fractions of the image
+         "strength": 1.0,            # stills only: how far the move goes, 0..2
+         "grade": {"preset": "noir", "intensity": 1},  # this clip's own grade
          "transition": {"type": "crossfade", "duration": 0.5}},
         {"source": {"kind": "video", "file": "b.mp4"},
          "start": 3.5, "duration": 4,
@@ -103,7 +105,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from workers.assembly.grading import GRADES
-from workers.assembly.motion import MOVES
+from workers.assembly.motion import MAX_STRENGTH, MOVES
 from workers.assembly.presets import PRESETS, get_preset
 from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
 
@@ -250,6 +252,8 @@ class Clip:
     move: Move | None = None  # stills only
     transition: TransitionSpec | None = None  # into the next clip
     focus: tuple[float, float] | None = None  # stills only: (x, y) of the image
+    strength: float = 1.0  # stills only: how far a named move travels
+    grade: Grade | None = None  # this clip's own grade, over the timeline's
 
     @property
     def end(self) -> float:
@@ -275,6 +279,10 @@ class Clip:
             d["move"] = self.move if isinstance(self.move, str) else self.move.to_dict()
         if self.focus is not None:
             d["focus"] = {"x": self.focus[0], "y": self.focus[1]}
+        if self.strength != 1.0:
+            d["strength"] = self.strength
+        if self.grade is not None:
+            d["grade"] = self.grade.to_dict()
         if self.transition is not None:
             d["transition"] = self.transition.to_dict()
         return d
@@ -798,7 +806,7 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
         p,
         value,
         ("source", "start", "duration"),
-        ("in", "out", "speed", "move", "focus", "transition"),
+        ("in", "out", "speed", "move", "focus", "transition", "strength", "grade"),
     )
     if d is None:
         return None
@@ -852,6 +860,15 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
             c.err(f"{p}.focus", "only still clips take a focus")
         else:
             focus = _focus(c, f"{p}.focus", d["focus"])
+    strength = 1.0
+    if "strength" in d:
+        if source is not None and source.kind == "video":
+            c.err(f"{p}.strength", "only still clips take a move strength")
+        else:
+            strength = _opt(
+                lambda q, v: c.number(q, v, 0.0, MAX_STRENGTH), p, d, "strength", 1.0
+            )
+    grade = _grade(c, d["grade"], f"{p}.grade") if "grade" in d else None
     transition = (
         _transition(c, f"{p}.transition", d["transition"])
         if ("transition" in d)
@@ -859,7 +876,10 @@ def _clip(c: _Checker, i: int, value: Any) -> Clip | None:
     )
     if source is None or start is None or duration is None:
         return None
-    return Clip(source, start, duration, in_, out, speed, move, transition, focus)
+    return Clip(
+        source, start, duration, in_, out, speed, move, transition, focus,
+        strength, grade,
+    )  # fmt: skip
 
 
 def _clips(c: _Checker, value: Any, fps: int | None) -> tuple[Clip, ...]:
@@ -949,17 +969,15 @@ def _clips(c: _Checker, value: Any, fps: int | None) -> tuple[Clip, ...]:
     return tuple(x for x in parsed if x is not None)
 
 
-def _grade(c: _Checker, value: Any) -> Grade | None:
-    d = c.obj("grade", value, (), ("preset", "cube", "intensity"))
+def _grade(c: _Checker, value: Any, p: str = "grade") -> Grade | None:
+    d = c.obj(p, value, (), ("preset", "cube", "intensity"))
     if d is None:
         return None
     if ("preset" in d) == ("cube" in d):
-        c.err("grade", "give exactly one of preset or cube")
-    preset = _opt(lambda q, v: c.choice(q, v, GRADES), "grade", d, "preset", None)
-    cube = _opt(lambda q, v: c.file(q, v, (".cube",)), "grade", d, "cube", None)
-    intensity = _opt(
-        lambda q, v: c.number(q, v, 0.0, 1.0), "grade", d, "intensity", 1.0
-    )
+        c.err(p, "give exactly one of preset or cube")
+    preset = _opt(lambda q, v: c.choice(q, v, GRADES), p, d, "preset", None)
+    cube = _opt(lambda q, v: c.file(q, v, (".cube",)), p, d, "cube", None)
+    intensity = _opt(lambda q, v: c.number(q, v, 0.0, 1.0), p, d, "intensity", 1.0)
     if preset is None and cube is None:
         return None
     return Grade(preset, cube if preset is None else None, intensity)
@@ -1367,6 +1385,12 @@ def timeline_json_schema() -> dict[str, Any]:
                             "required": ["x", "y"],
                             "properties": {"x": unit, "y": unit},
                         },
+                        "strength": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": MAX_STRENGTH,
+                        },
+                        "grade": {"$ref": "#/properties/grade"},
                         "transition": {
                             "type": "object",
                             "additionalProperties": False,

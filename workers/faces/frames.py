@@ -130,6 +130,7 @@ class StillFrames:
         fps: float,
         move: str,
         focus: tuple[float, float] = (0.5, 0.5),
+        strength: float = 1.0,
     ) -> None:
         picture = load_rgb(image)
         height, width = picture.shape[:2]
@@ -137,7 +138,9 @@ class StillFrames:
         self.frame_count = max(int(frames), 1)
         self.fps = float(fps)
         self.move = move
-        self._start, self._end = move_views(move, (width, height), self.size, focus)
+        self._start, self._end = move_views(
+            move, (width, height), self.size, focus, strength
+        )
         # Scaled once, as the renderer does, so no frame samples the photo
         # coarser than its pixels (which would alias fine detail).
         zoom = max(self._start.zoom, self._end.zoom)

@@ -35,6 +35,11 @@ class SceneRequest:
     focus: tuple[float, float] = (0.5, 0.5)  # where zooms close in
     seed: int = 0
     prompt: str = ""
+    negative_prompt: str = ""
+    strength: float = 1.0  # how far the camera move travels (0..2, 1 usual)
+    # Keyframes for models that animate between two pictures: ``image`` is
+    # the first frame, ``end_image`` the last.
+    end_image: Path | None = None
     on_progress: ProgressFn | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 

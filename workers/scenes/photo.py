@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from workers.assembly.motion import named_move
+from workers.assembly.motion import move_views
 from workers.assembly.sources import StillSource, frame_bytes
 from workers.assembly.stills import inspect_image
 
@@ -33,7 +33,10 @@ class PhotoEngine:
         width = PREVIEW_WIDTH
         height = _even(PREVIEW_WIDTH * request.height / request.width)
         size = (width, height)
-        views = named_move(request.move, (info.width, info.height), size, request.focus)
+        views = move_views(
+            request.move, (info.width, info.height), size, request.focus,
+            request.strength,
+        )  # fmt: skip
         source = StillSource.for_move(
             request.image, size, max(request.frames, 1), views, move=request.move,
             info=info,

@@ -1,0 +1,1 @@
+"""The director: style presets, prompts, scripts and the storyboard planner."""
