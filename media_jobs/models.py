@@ -36,6 +36,7 @@ class Job(models.Model):
         ANALYZE = "analyze", "Analyze music"
         CHARACTER = "character", "Register character"
         CAST = "cast", "Find the character"
+        STORYBOARD = "storyboard", "Plan the storyboard"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -255,6 +256,7 @@ class CacheEntry(models.Model):
         RENDER = "render", "Render"
         FACES = "faces", "Faces in a photo"
         CHECK = "check", "Consistency check"
+        PROMPTS = "prompts", "Storyboard prompts from the LLM"
 
     fingerprint = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)

@@ -36,7 +36,6 @@ from .analysis import analysis_svg, find_analysis
 from .models import (
     FORMAT_CHOICES,
     PRESET_CHOICES,
-    STYLE_CHOICES,
     Asset,
     AudioAnalysis,
     Project,
@@ -49,6 +48,7 @@ from .responses import (
     render_video_response,
     svg_response,
 )
+from .styles import UnknownStyle, check_style
 from .uploads import UploadRejected, accept_upload
 
 # --- serializers ------------------------------------------------------------------
@@ -80,6 +80,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "owner",
             "title",
             "style",
+            "mode",
             "target_duration",
             "preset",
             "output_format",
@@ -91,6 +92,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["status", "created_at", "updated_at"]
+
+    def validate_style(self, value: str) -> str:
+        try:
+            return check_style(value)
+        except UnknownStyle as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class AssetSerializer(serializers.ModelSerializer):
@@ -149,7 +156,16 @@ class RenderRequestSerializer(serializers.Serializer):
     preset = serializers.ChoiceField(choices=PRESET_CHOICES, required=False)
     format = OutputFormatField(required=False)
     duration = serializers.FloatField(min_value=2.0, max_value=3600.0, required=False)
-    style = serializers.ChoiceField(choices=STYLE_CHOICES, required=False)
+    style = serializers.CharField(
+        max_length=40, required=False, help_text="Key of an enabled style preset."
+    )
+
+    def validate_style(self, value: str) -> str:
+        try:
+            return check_style(value)
+        except UnknownStyle as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
     model = serializers.CharField(
         max_length=100,
         required=False,

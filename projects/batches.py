@@ -23,9 +23,10 @@ from django.db import transaction
 from media_jobs.models import Batch, Job
 
 from .access import projects_for_user
-from .models import FORMAT_CHOICES, PRESET_CHOICES, STYLE_CHOICES, Project
+from .models import FORMAT_CHOICES, PRESET_CHOICES, Project
 from .pipeline import RenderNotReady, start_render
 from .scene_engines import model_spec
+from .styles import UnknownStyle, get_style
 
 MAX_CSV_BYTES = 1024 * 1024
 # The same limits as a project's target duration and the render API.
@@ -39,12 +40,20 @@ OPTION_CHOICES: dict[str, list[str] | None] = {
     "preset": [value for value, _ in PRESET_CHOICES],
     "format": [value for value, _ in FORMAT_CHOICES],
     "duration": None,
-    "style": [value for value, _ in STYLE_CHOICES],
+    "style": None,  # the enabled presets, looked up when checked
     "model": None,
 }
 COLUMNS = ("project", *OPTION_CHOICES, "priority")
 
 RowError = dict[str, Any]
+
+
+def _style_problem(key: str) -> str | None:
+    try:
+        get_style(key)
+    except UnknownStyle as exc:
+        return str(exc)
+    return None
 
 
 class BatchError(ValueError):
@@ -195,6 +204,8 @@ class _RowValidator:
                     )
                 )
             elif name == "model" and (problem := self._model_problem(value)):
+                errors.append(_error(row, name, problem))
+            elif name == "style" and (problem := _style_problem(value)):
                 errors.append(_error(row, name, problem))
             else:
                 options[name] = value

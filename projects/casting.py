@@ -24,9 +24,13 @@ from media_jobs.files import local_file
 from media_jobs.models import CacheEntry, Job
 
 from .models import Asset, Project
-from .storyboard import DEFAULT_FOCUS
 
 Progress = Callable[[float, str], None]
+
+# Where the crop centres a photo whose face is unknown. Faces in portraits
+# sit in the upper part of the picture, so a centred crop of a portrait into
+# a landscape frame cuts through the face: frame the upper third.
+DEFAULT_FOCUS = (0.5, 0.3)
 
 
 def _photos(images: Sequence[Asset], stack: ExitStack) -> list[Photo]:

@@ -10,12 +10,30 @@ from characters.access import characters_for_user
 from studio_site.forms import MultipleFileField, MultipleFileInput
 
 from .models import Project
+from .styles import style_choices
+
+
+class StyleField(forms.ChoiceField):
+    """One of the enabled style presets (looked up when the form is made,
+    so presets edited in admin show at once)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=style_choices, **kwargs)
 
 
 class ProjectForm(forms.ModelForm):
+    style = StyleField()
+
     class Meta:
         model = Project
-        fields = ["title", "style", "target_duration", "preset", "output_format"]
+        fields = [
+            "title",
+            "style",
+            "mode",
+            "target_duration",
+            "preset",
+            "output_format",
+        ]
         labels = {"target_duration": "Target duration (seconds)"}
         widgets = {"target_duration": forms.NumberInput(attrs={"step": "0.5"})}
 

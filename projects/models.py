@@ -18,12 +18,6 @@ FORMAT_CHOICES = [
     ("webm", "WebM (VP9 + Opus)"),
     ("gif", "GIF"),
 ]
-STYLE_CHOICES = [
-    ("cinematic", "Cinematic"),
-    ("documentary", "Documentary"),
-    ("dreamy", "Dreamy"),
-    ("energetic", "Energetic"),
-]
 
 
 class ProjectQuerySet(models.QuerySet["Project"]):
@@ -46,8 +40,15 @@ class Project(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
     )
+
+    class Mode(models.TextChoices):
+        QUICK = "quick", "Quick: the studio plans every scene"
+        ADVANCED = "advanced", "Advanced: I edit the storyboard"
+
     title = models.CharField(max_length=200)
-    style = models.CharField(max_length=40, choices=STYLE_CHOICES, default="cinematic")
+    # A StylePreset key (the presets live in the database, edited in admin).
+    style = models.CharField(max_length=40, default="cinematic")
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.QUICK)
     target_duration = models.FloatField(
         default=30.0,
         validators=[MinValueValidator(2.0), MaxValueValidator(3600.0)],
@@ -94,6 +95,14 @@ class Project(models.Model):
         """The song to cut to: the most recently uploaded audio asset."""
         return (
             self.assets.filter(kind=Asset.Kind.AUDIO)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+
+    def script(self) -> Asset | None:
+        """The script the storyboard follows: the latest document uploaded."""
+        return (
+            self.assets.filter(kind=Asset.Kind.DOCUMENT)
             .order_by("-created_at", "-id")
             .first()
         )
@@ -233,6 +242,17 @@ class Scene(models.Model):
     # scene; its VRAM need picks the queue, its revision is in the fingerprint.
     model = models.CharField(max_length=100, default="photo")
     seed = models.BigIntegerField(default=0)
+    # From the storyboard: what the model is asked for, how much the camera
+    # (or a video model) moves, the colour grade, and the last frame for a
+    # model that animates between two pictures.
+    prompt = models.TextField(blank=True)
+    negative_prompt = models.TextField(blank=True)
+    motion = models.FloatField(default=0.5)
+    grade = models.CharField(max_length=40, blank=True)
+    grade_intensity = models.FloatField(default=0.0)
+    end_image = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     # How this scene joins the NEXT one (the last scene's is "cut", 0): a
     # ``workers.assembly.transitions.TRANSITIONS`` name and its length in
     # frames, centred on the next scene's ``start_frame``.
@@ -318,3 +338,144 @@ class Render(models.Model):
 
     def __str__(self) -> str:
         return f"Render {self.pk} of {self.project}"
+
+
+class StylePreset(models.Model):
+    """A look for a video (``workers.storyboard.styles``), editable in admin;
+    seeded from ``workers/storyboard/styles.yaml``."""
+
+    key = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    prompt = models.JSONField(default=list, help_text="The style's DNA: phrases.")
+    negative = models.JSONField(default=list, blank=True)
+    vocabulary = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Lists of words under settings, lighting, palette, texture, camera.",
+    )
+    grade = models.CharField(max_length=40, blank=True, help_text="Blank: no grade.")
+    grade_intensity = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    transitions = models.JSONField(default=list)
+    motion = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    moves = models.JSONField(default=list)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Storyboard(models.Model):
+    """A project's planned scenes (``Shot``) and the render settings they
+    were planned for. Quick mode plans it again for every render; in
+    Advanced mode the user edits it and renders use it as it stands."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="storyboard"
+    )
+    style = models.CharField(max_length=40)
+    duration = models.FloatField(help_text="Seconds, as planned (whole frames).")
+    preset = models.CharField(max_length=20, choices=PRESET_CHOICES, default="youtube")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    fps = models.PositiveIntegerField()
+    output_format = models.CharField(
+        max_length=10, choices=FORMAT_CHOICES, default="mp4"
+    )
+    model = models.CharField(max_length=100, default="photo")
+    seed = models.BigIntegerField(default=0)
+    music = models.ForeignKey(
+        Asset, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    music_sha256 = models.CharField(max_length=64)
+    script_sha256 = models.CharField(max_length=64, blank=True)
+    character = models.ForeignKey(
+        "characters.Character",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    notes = models.JSONField(default=list, blank=True)
+    # The LLM stage: {"used": bool, "note": why not, "model": ...}.
+    llm = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by each edit.")
+    planned_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Storyboard of {self.project}"
+
+    @property
+    def frames(self) -> int:
+        return round(self.duration * self.fps)
+
+
+class Shot(models.Model):
+    """One planned scene of a storyboard: what a render makes its Scene from."""
+
+    storyboard = models.ForeignKey(
+        Storyboard, on_delete=models.CASCADE, related_name="shots"
+    )
+    index = models.PositiveIntegerField()
+    start_frame = models.PositiveIntegerField()
+    end_frame = models.PositiveIntegerField()
+    beats = models.FloatField(help_text="Length in beats of the song.")
+    section = models.CharField(max_length=40, blank=True)
+    energy = models.CharField(max_length=10, blank=True)
+    image = models.ForeignKey(
+        Asset, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    end_image = models.ForeignKey(
+        Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    features_character = models.BooleanField(default=True)
+    move = models.CharField(max_length=20)
+    motion = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    transition = models.CharField(max_length=30, default="cut")
+    transition_frames = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=200, blank=True)
+    grade = models.CharField(max_length=40, blank=True)
+    grade_intensity = models.FloatField(default=0.0)
+    model = models.CharField(max_length=100, default="photo")
+    seed = models.BigIntegerField(default=0)
+    script_heading = models.CharField(max_length=300, blank=True)
+    script_text = models.TextField(blank=True)
+    # The prompt pipeline: each stage's text and where it came from
+    # (template, llm, user, off); the user's own stage text; stages off.
+    stages = models.JSONField(default=dict, blank=True)
+    stage_sources = models.JSONField(default=dict, blank=True)
+    user_stages = models.JSONField(default=dict, blank=True)
+    stages_off = models.JSONField(default=list, blank=True)
+    prompt = models.TextField(blank=True)
+    negative_prompt = models.TextField(blank=True)
+    # Changed by its owner since the last render that used it: only such
+    # scenes are made again (the others' fingerprints are unchanged).
+    edited = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["storyboard", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["storyboard", "index"], name="shot_unique_index"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Shot {self.index} of {self.storyboard}"
+
+    def start(self, fps: int) -> float:
+        return self.start_frame / fps
+
+    def end(self, fps: int) -> float:
+        return self.end_frame / fps

@@ -27,9 +27,11 @@ from media_jobs.orchestration import (
 from media_jobs.queues import CPU_QUEUE, celery_priority
 from workers.assembly.motion import MOVES
 
+from . import storyboards
 from .casting import cast_for_photo
-from .models import Asset, Project, Scene
-from .scene_engines import DEFAULT_MODEL, model_spec, queue_for_model
+from .models import Asset, Project, Scene, Storyboard
+from .scene_engines import model_spec, queue_for_model
+from .styles import UnknownStyle, get_style
 
 RENDER_STAGE_TASKS = (
     ("analyze", "projects.analyze_music"),
@@ -126,6 +128,10 @@ def render_canvas(job: Job) -> Signature:
 
 def register_job_kinds() -> None:
     scheduler.register_kind(Job.Kind.RENDER, render_canvas, RENDER_ERROR_CALLBACK)
+    # Planning a storyboard runs the render's first stages, then stops.
+    scheduler.register_kind(
+        Job.Kind.STORYBOARD, render_canvas, ANALYSIS_ERROR_CALLBACK, limited=False
+    )
     # A song's analysis, like finding the character in the photos, is
     # seconds of work a page is waiting for: no slot.
     for kind, task in ((Job.Kind.ANALYZE, ANALYSIS_TASK), (Job.Kind.CAST, CAST_TASK)):
@@ -152,10 +158,18 @@ def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]
     removed meanwhile does not change this render."""
     music = project.music()
     assert music is not None  # check_ready
-    model = overrides.get("model") or DEFAULT_MODEL
+    # No model asked for: the planner chooses among those installed and
+    # served (``storyboards.available_models``).
+    model = overrides.get("model") or ""
+    if model:
+        try:
+            model_spec(model)
+        except ValueError as exc:
+            raise RenderNotReady(str(exc)) from exc
+    style = overrides.get("style") or project.style
     try:
-        model_spec(model)
-    except ValueError as exc:
+        get_style(style)
+    except UnknownStyle as exc:
         raise RenderNotReady(str(exc)) from exc
     policy = overrides.get("review_policy") or project.review_policy
     if policy not in Project.ReviewPolicy.values:
@@ -163,15 +177,29 @@ def render_params(project: Project, overrides: dict[str, Any]) -> dict[str, Any]
             f"unknown review policy {policy!r}; choose one of:"
             f" {', '.join(Project.ReviewPolicy.values)}"
         )
-    return {
+    params = {
         "preset": overrides.get("preset") or project.preset,
         "format": overrides.get("format") or project.output_format,
         "duration": float(overrides.get("duration") or project.target_duration),
-        "style": overrides.get("style") or project.style,
+        "style": style,
         "model": model,
         "music": music.pk,
         "review_policy": policy,
     }
+    board = Storyboard.objects.filter(project=project).first()
+    if project.mode == Project.Mode.ADVANCED and board is not None:
+        # The edited storyboard's render settings, unless this render
+        # asks otherwise.
+        settings = storyboards.render_settings(board)
+        params.update({k: v for k, v in settings.items() if k not in overrides})
+        if "preset" in overrides:
+            params.pop("width"), params.pop("height"), params.pop("fps")
+    # Planning choices a caller may fix: the storyboard's seed, quality or
+    # speed first, and a frame size or rate other than the preset's.
+    for key in ("seed", "preference", "width", "height", "fps"):
+        if overrides.get(key):
+            params[key] = overrides[key]
+    return params
 
 
 def _same_render_running(project: Project, params: dict[str, Any]) -> Job | None:
@@ -287,6 +315,40 @@ def start_casting(project: Project) -> Job | None:
     return job
 
 
+def start_storyboard(project: Project, **overrides: Any) -> Job:
+    """A job that plans the project's storyboard (analysis, character and
+    plan, as a render starts) and stops there: Advanced mode's first step.
+    ``overrides`` are render settings (style, duration, preset, width,
+    height, fps, format, model, seed, preference)."""
+    check_ready(project)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        params = render_params(project, overrides)
+        job = Job.objects.create(
+            owner=project.owner,
+            project=project,
+            kind=Job.Kind.STORYBOARD,
+            params=params,
+            priority=Job.Priority.HIGH,
+        )
+        records.create_stages(job, tuple(stage for stage, _ in RENDER_STAGE_TASKS))
+        scheduler.submit(job)
+    return job
+
+
+def plan_now(project: Project, **overrides: Any) -> Job:
+    """Plan the storyboard in this process (tests, commands)."""
+    check_ready(project)
+    params = render_params(project, overrides)
+    job = Job.objects.create(
+        owner=project.owner, project=project, kind=Job.Kind.STORYBOARD, params=params
+    )
+    records.create_stages(job, tuple(stage for stage, _ in RENDER_STAGE_TASKS))
+    run_inline(job.pk, render_canvas(job), ANALYSIS_ERROR_CALLBACK)
+    job.refresh_from_db()
+    return job
+
+
 def render_now(project: Project, **overrides: Any) -> Job:
     """Run a whole render in this process (the ``render`` command)."""
     job = create_render_job(project, **overrides)
@@ -394,6 +456,12 @@ def rerender_scene(
                 ),
                 transition=scene.transition,
                 transition_frames=scene.transition_frames,
+                prompt=scene.prompt,
+                negative_prompt=scene.negative_prompt,
+                motion=scene.motion,
+                grade=scene.grade,
+                grade_intensity=scene.grade_intensity,
+                end_image=scene.end_image,
                 **(
                     _remade(scene, job, image) if scene.index == index else _kept(scene)
                 ),

@@ -33,6 +33,7 @@ from workers.scenes import SceneRequest
 
 from .models import Scene
 from .scene_engines import engine_for
+from .storyboards import move_strength
 
 SCENE_PREVIEW = "preview.jpg"
 
@@ -60,6 +61,11 @@ def scene_fingerprint(
             "move": scene.move,
             "focus": [round(scene.focus_x, 4), round(scene.focus_y, 4)],
             "seed": scene.seed if seed is None else seed,
+            # What the storyboard asks of the model.
+            "prompt": scene.prompt,
+            "negative_prompt": scene.negative_prompt,
+            "motion": round(scene.motion, 4),
+            "end_image": scene.end_image.sha256 if scene.end_image else "",
         }
     )
 
@@ -118,6 +124,11 @@ def produce(
     with ExitStack() as stack:
         tmp = stack.enter_context(scratch_dir(f"scene-{scene.pk}"))
         image = stack.enter_context(local_file(scene.image.file.name))
+        end_image = (
+            stack.enter_context(local_file(scene.end_image.file.name))
+            if scene.end_image
+            else None
+        )
         request = SceneRequest(
             index=scene.index,
             image=image,
@@ -129,6 +140,10 @@ def produce(
             move=scene.move,
             focus=scene.focus,
             seed=seed,
+            prompt=scene.prompt,
+            negative_prompt=scene.negative_prompt,
+            strength=move_strength(scene.motion),
+            end_image=end_image,
             on_progress=on_progress,
         )
         output = engine.render(request)
@@ -192,6 +207,7 @@ def _frames(
             preset.fps,
             scene.move,
             scene.focus,
+            move_strength(scene.motion),
         )
     stack.callback(source.close)
     return source

@@ -36,20 +36,21 @@ from media_jobs.models import CacheEntry, Job, JobStage, ModelSpec
 from media_jobs.orchestration import fan_out
 from media_jobs.progress import JobStopped, ProgressManager, publish_scene
 from media_jobs.tracking import time_limit_error, tracked
-from workers.assembly.presets import get_preset
+from workers.assembly.presets import OutputPreset
 from workers.assembly.render import ProgressCallback, RenderReport, render_timeline
 from workers.assembly.timeline import MAX_MANIFEST_BYTES, TimelineError, load_timeline
 from workers.faces.base import FaceModelMissing
 from workers.scenes import SceneStopped
 
+from . import storyboards
 from .analysis import analyse_file, find_analysis
 from .casting import cast_for_photo, photo_matches, render_character
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .pipeline import scenes_canvas
 from .scene_engines import engine_for, model_spec
 from .scene_making import make_checked, scene_fingerprint
-from .storyboard import PlanningError
-from .storyboard import plan_scenes as plan_storyboard
+from .storyboards import StoryboardError, move_strength
+from .styles import UnknownStyle
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +58,6 @@ logger = logging.getLogger(__name__)
 # (workers.assembly.render); named in every manifest. Bump it when its output
 # changes.
 ASSEMBLY_ENGINE_VERSION = "timeline-1"
-
-# The colour grade of each project style: (GRADES preset, intensity), or None
-# for an ungraded picture.
-STYLE_GRADES: dict[str, tuple[str, float] | None] = {
-    "cinematic": ("cinematic_teal_orange", 0.7),
-    "dreamy": ("pastel", 0.6),
-    "energetic": ("neon", 0.5),
-    "documentary": None,
-}
 
 MUSIC_FADE_OUT_S = 0.5  # the song's fade at the end of the video
 PROGRESS_POLL_S = 0.25  # how often the assemble stage reports frames
@@ -154,7 +146,10 @@ def analyze_music(self, job_id: int) -> None:
     job = _begin_stage(job_id, "analyze")
     if job is None:
         return
-    Project.objects.filter(pk=job.project_id).update(status=Project.Status.RENDERING)
+    if job.kind == Job.Kind.RENDER:  # planning a storyboard renders nothing
+        Project.objects.filter(pk=job.project_id).update(
+            status=Project.Status.RENDERING
+        )
     started = time.monotonic()
     with (
         tracked(self, job_id, "analyze", "analyze", what="the music analysis") as run,
@@ -258,8 +253,15 @@ def _cast_fields(job: Job, image: Asset) -> dict[str, Any]:
     return {"character_id": character_id, "focus_x": x, "focus_y": y}
 
 
+def _job_character(job: Job) -> Character | None:
+    found = job.params.get("character") or {}
+    return Character.objects.filter(pk=found.get("id")).first() if found else None
+
+
 @shared_task(name="projects.plan_scenes", bind=True)
 def plan_scenes(self, job_id: int):
+    """The storyboard (Advanced mode's as edited, else planned now), then
+    the render's scenes from it. A storyboard job stops after planning."""
     job = _begin_stage(job_id, "plan")
     if job is None:
         return None
@@ -271,19 +273,36 @@ def plan_scenes(self, job_id: int):
     ):
         analysis = ensure_analysis(_job_music(job))
         images = list(project.images())
-        preset = get_preset(job.params["preset"])
-        requested = float(job.params["duration"])
-        duration = min(requested, analysis.duration)
-        model = job.params.get("model") or "photo"
+        cast = {image.pk: _cast_fields(job, image) for image in images}
         try:
-            planned = plan_storyboard(
-                analysis.to_contract(),
-                duration=duration,
-                fps=preset.fps,
-                image_count=len(images),
+            board = (
+                storyboards.saved_for_render(project, job.params)
+                if job.kind == Job.Kind.RENDER
+                else None
             )
-        except PlanningError as exc:
+            planned = board is None
+            if board is None:
+                board = storyboards.plan(
+                    project,
+                    analysis,
+                    images,
+                    params=job.params,
+                    shows_character=lambda image: (
+                        cast[image.pk]["character_id"] is not None
+                    ),
+                    character=_job_character(job),
+                )
+        except (StoryboardError, UnknownStyle) as exc:
             raise PipelineError(str(exc)) from exc
+        shots = list(board.shots.select_related("image").order_by("index"))
+        summary = f"{len(shots)} scenes " + ("planned" if planned else "as edited")
+        if job.kind == Job.Kind.STORYBOARD:
+            lifecycle.finish_stage(
+                job_id, "plan", time.monotonic() - started, summary,
+                params={"storyboard": board.version},
+            )  # fmt: skip
+            lifecycle.succeed(job_id, summary)
+            return None
         with transaction.atomic():
             # One planner at a time per job; a delivery that finds the plan
             # made stops, so the scenes a chord is rendering stay as they are.
@@ -292,33 +311,27 @@ def plan_scenes(self, job_id: int):
                 raise Ignore()
             # Scenes of an interrupted earlier delivery are replaced.
             Scene.objects.filter(job_id=job_id).delete()
-            cast = [_cast_fields(job, image) for image in images]
             scenes = Scene.objects.bulk_create(
-                Scene(
+                storyboards.scene_for_shot(
+                    shot,
+                    board.fps,
                     project=project,
                     job_id=job_id,
-                    index=p.index,
-                    start=p.start(preset.fps),
-                    end=p.end(preset.fps),
-                    start_frame=p.start_frame,
-                    end_frame=p.end_frame,
-                    image=images[p.image_index],
-                    move=p.move,
-                    **cast[p.image_index],
-                    model=model,
-                    transition=p.transition,
-                    transition_frames=p.transition_frames,
+                    **(cast.get(shot.image_id) or _cast_fields(job, shot.image)),
                 )
-                for p in planned
+                for shot in shots
             )
+            storyboards.rendered(board)
             lifecycle.finish_stage(
                 job_id,
                 "plan",
                 time.monotonic() - started,
-                f"{len(scenes)} scenes planned",
+                summary,
                 params={
-                    "requested_duration": requested,
-                    "duration": round(duration * preset.fps) / preset.fps,
+                    "requested_duration": float(job.params["duration"]),
+                    "duration": board.duration,
+                    "storyboard": board.version,
+                    **storyboards.render_settings(board),
                 },
             )
     ordered = sorted(scenes, key=lambda s: s.index)
@@ -419,7 +432,7 @@ def render_scene(self, scene_id: int) -> int | None:
         model_key=scene.model,
     ) as run:
         try:
-            preset = get_preset(scene.job.params["preset"])
+            preset = storyboards.output_of(scene.job.params)
             spec = model_spec(scene.model)
             Scene.objects.filter(pk=scene_id).update(
                 status=Scene.Status.RUNNING,
@@ -473,17 +486,16 @@ def _fail_scene(scene: Scene, error: str) -> None:
     _publish_scene(scene.pk)
 
 
-def style_grade(style: str) -> dict[str, Any] | None:
-    """The timeline's ``grade`` for a project style; None: no grade."""
-    choice = STYLE_GRADES.get(style)
-    if choice is None:
-        return None
-    preset, intensity = choice
-    return {"preset": preset, "intensity": intensity}
-
-
 def _job_style(job: Job) -> str:
     return job.params.get("style") or job.project.style
+
+
+def scene_grade(scene: Any) -> dict[str, Any] | None:
+    """The timeline's ``grade`` of a scene; None: ungraded."""
+    grade = getattr(scene, "grade", "")
+    if not grade:
+        return None
+    return {"preset": grade, "intensity": scene.grade_intensity}
 
 
 def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> dict:
@@ -493,13 +505,13 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
             "key", "revision"
         )
     )
-    preset = get_preset(job.params["preset"])
+    preset = storyboards.output_of(job.params)
     fps = preset.fps
     return {
-        "manifest_version": 2,
+        "manifest_version": 3,
         "project": {"id": project.pk, "title": project.title},
         "style": _job_style(job),
-        "grade": style_grade(_job_style(job)),
+        "storyboard": job.params.get("storyboard"),
         "job": job.pk,
         "output": {
             "preset": preset.name,
@@ -532,6 +544,11 @@ def build_manifest(job: Job, scenes: list[Scene], analysis: AudioAnalysis) -> di
                 "end_frame": s.end_frame,
                 "image": {"sha256": s.image.sha256, "name": s.image.original_name},
                 "move": s.move,
+                "motion": s.motion,
+                "grade": scene_grade(s),
+                "prompt": s.prompt,
+                "negative_prompt": s.negative_prompt,
+                **({"end_image": s.end_image.sha256} if s.end_image else {}),
                 # Into the next scene, centred on its first frame.
                 "transition": {
                     "type": s.transition,
@@ -598,10 +615,8 @@ def build_timeline(
     sources: Sequence[Path],
     *,
     song: Path,
-    preset: str,
+    output: OutputPreset,
     fmt: str,
-    fps: int,
-    style: str,
     beats: Sequence[float] = (),
     manifest: dict | None = None,
 ) -> dict[str, Any]:
@@ -617,6 +632,7 @@ def build_timeline(
     """
     if len(sources) != len(scenes):
         raise ValueError("one source per scene")
+    fps = output.fps
     total = scenes[-1].end_frame
     clips: list[dict[str, Any]] = []
     for k, (scene, source) in enumerate(zip(scenes, sources, strict=True)):
@@ -629,10 +645,16 @@ def build_timeline(
             "start": first / fps,
             "duration": (end - first) / fps,
         }
+        grade = scene_grade(scene)
+        if grade is not None:
+            clip["grade"] = grade
         if is_still(scene):
             clip["source"] = {"kind": "still", "file": str(source)}
             clip["move"] = scene.move
             clip["focus"] = {"x": scene.focus_x, "y": scene.focus_y}
+            strength = move_strength(getattr(scene, "motion", 0.5))
+            if strength != 1.0:
+                clip["strength"] = strength
         else:
             # A clip its engine made: played from its start, its last frame
             # held if the scene's transitions need more.
@@ -644,7 +666,13 @@ def build_timeline(
     seconds = total / fps
     doc: dict[str, Any] = {
         "version": 1,
-        "output": {"preset": preset, "format": fmt, "duration": seconds},
+        "output": {
+            "width": output.width,
+            "height": output.height,
+            "fps": fps,
+            "format": fmt,
+            "duration": seconds,
+        },
         "clips": clips,
         # A short video gets a shorter fade, so the song is heard at all.
         "audio": [
@@ -657,9 +685,6 @@ def build_timeline(
         "cuts": [s.start_frame / fps for s in scenes[1:]],
         "beats": sorted({float(b) for b in beats if 0 <= b <= seconds}),
     }
-    grade = style_grade(style)
-    if grade is not None:
-        doc["grade"] = grade
     if manifest is not None:
         doc["manifest"] = _embeddable(manifest)
     return doc
@@ -726,6 +751,8 @@ def render_fingerprint(
             "engine_version": ASSEMBLY_ENGINE_VERSION,
             "project": [job.project_id, job.project.title],
             "preset": job.params["preset"],
+            "output": list(storyboards.output_of(job.params).size)
+            + [storyboards.output_of(job.params).fps],
             "format": job.params.get("format", job.project.output_format),
             "duration": job.params["duration"],
             "style": _job_style(job),
@@ -739,7 +766,8 @@ def render_fingerprint(
             "scenes": [
                 [s.fingerprint, s.start_frame, s.end_frame, s.transition,
                  s.transition_frames, s.character_id, s.review, s.consistency,
-                 s.tries, s.gate.get("threshold")]
+                 s.tries, s.gate.get("threshold"), s.grade, s.grade_intensity,
+                 s.motion, s.prompt]
                 for s in scenes
             ],
         }
@@ -809,7 +837,7 @@ def _assemble(
     """Render the video; its stored (video, thumbnail) names, its report and
     the seconds it took."""
     project = job.project
-    preset = get_preset(job.params["preset"])
+    preset = storyboards.output_of(job.params)
     fmt = job.params.get("format", project.output_format)
     started = time.monotonic()
     stored: list[str] = []
@@ -824,10 +852,8 @@ def _assemble(
             scenes,
             [local[s.clip] for s in scenes],
             song=music,
-            preset=preset.name,
+            output=preset,
             fmt=fmt,
-            fps=preset.fps,
-            style=_job_style(job),
             beats=analysis.beats,
             manifest=manifest,
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.files.uploadedfile import UploadedFile
 
 from media_jobs.files import check_upload, save_with_file, spooled
+from workers.storyboard.scripts import ScriptError, load_script
 from workers.validation import (
     UploadRejected,
     ValidatedUpload,
@@ -17,12 +18,28 @@ from workers.validation import (
 from .models import Asset, Project
 from .pipeline import start_analysis, start_casting
 
+SCRIPT_SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
+
 __all__ = ["UploadRejected", "accept_upload", "add_asset", "add_asset_from_path"]
+
+
+def _check_script(path: Path, name: str, checked: ValidatedUpload) -> None:
+    """A document is the project's script: one the storyboard cannot read
+    is refused now, with the reason, rather than failing a render later."""
+    if checked.kind != Asset.Kind.DOCUMENT:
+        return
+    suffix = Path(name).suffix.lower()
+    known = suffix if suffix in SCRIPT_SUFFIXES else checked.extension
+    try:
+        load_script(Path(f"script{known}"), path.read_bytes())
+    except ScriptError as exc:
+        raise UploadRejected(f"{clean_display_name(name)}: {exc}") from exc
 
 
 def _save(
     project: Project, path: Path, original_name: str, checked: ValidatedUpload
 ) -> Asset:
+    _check_script(path, original_name, checked)
     original_name = clean_display_name(original_name)
     if project.assets.filter(sha256=checked.sha256).exists():
         raise UploadRejected(f"{original_name}: this file is already in the project.")

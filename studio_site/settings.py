@@ -293,6 +293,14 @@ STUDIO_FACE_PROVIDER = env_str("STUDIO_FACE_PROVIDER", "dlib")
 STUDIO_CONSISTENCY_TRIES = env_int("STUDIO_CONSISTENCY_TRIES", 3)
 STUDIO_GATE_SAMPLES_PER_SECOND = env_float("STUDIO_GATE_SAMPLES_PER_SECOND", 2.0)
 STUDIO_GATE_MIN_PRESENCE = env_float("STUDIO_GATE_MIN_PRESENCE", 0.5)
+# The storyboard's optional LLM stage: any OpenAI-compatible chat endpoint
+# (llama.cpp's server, Ollama's /v1, vLLM, or a cloud provider). Off unless
+# both the URL and the model are set; on a timeout or an error the storyboard
+# keeps its template prompts and says why.
+STUDIO_LLM_BASE_URL = env_str("STUDIO_LLM_BASE_URL")
+STUDIO_LLM_API_KEY = env_str("STUDIO_LLM_API_KEY")
+STUDIO_LLM_MODEL = env_str("STUDIO_LLM_MODEL")
+STUDIO_LLM_TIMEOUT = env_float("STUDIO_LLM_TIMEOUT", 30.0)
 # A failing scene reaches the render's error callback directly, not only
 # through the chord body; failing the job is idempotent either way.
 CELERY_TASK_ALLOW_ERROR_CB_ON_CHORD_HEADER = True

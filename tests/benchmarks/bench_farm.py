@@ -16,7 +16,7 @@ The material: the 60 s, 120 BPM song and the 12 photos (2400x1600 to
 3000x2000 JPEGs) of ``bench_assembly``, uploaded to one project (style
 "cinematic", mp4, preset ``--preset``, default "youtube" 1080p30). The target
 duration is the one, searched in 0.5 s steps around 4 s a scene, for which
-the planner (``projects.storyboard.plan_scenes``, exactly as the ``plan``
+the planner (``workers.storyboard.planner.plan_storyboard``, as the ``plan``
 task calls it) makes exactly ``--scenes`` scenes (default 12); the scene
 count the farm really made is printed.
 
@@ -273,18 +273,30 @@ def contract_of(result) -> dict[str, Any]:
     return AudioAnalysis(**result.to_dict()).to_contract()
 
 
+def plan_scenes(contract: dict, duration: float, fps: int, images: int) -> Any:
+    """The storyboard planner, as the render's plan stage calls it."""
+    from workers.storyboard.planner import Photo, plan_storyboard
+    from workers.storyboard.styles import default_styles
+
+    return plan_storyboard(
+        contract,
+        duration=duration,
+        fps=fps,
+        photos=[Photo(i) for i in range(images)],
+        style=default_styles()[STYLE],
+    )
+
+
 def choose_duration(contract: dict, scenes: int, fps: int, images: int) -> float:
     """A target duration for which the planner makes exactly ``scenes`` scenes
     (else the one that comes closest)."""
-    from projects.storyboard import plan_scenes
-
     song = float(contract["duration"])
     candidates = np.arange(4.0, song + 0.25, 0.5)
     order = sorted(candidates, key=lambda d: abs(d - scenes * SECONDS_PER_SCENE))
     best: tuple[int, float] | None = None
     for duration in order:
         d = min(float(duration), song)
-        n = len(plan_scenes(contract, duration=d, fps=fps, image_count=images))
+        n = len(plan_scenes(contract, d, fps, images).shots)
         if n == scenes:
             return d
         if best is None or abs(n - scenes) < abs(best[0] - scenes):
@@ -303,9 +315,9 @@ def engines_alone(project, model_key: str, duration: float) -> dict[str, Any]:
     from django.conf import settings
     from django.core.files.storage import default_storage
 
+    from projects.casting import DEFAULT_FOCUS
     from projects.models import Scene
     from projects.scene_engines import engine_for, model_spec
-    from projects.storyboard import DEFAULT_FOCUS, plan_scenes
     from projects.tasks import build_timeline
     from workers.assembly.presets import get_preset
     from workers.assembly.render import render_timeline
@@ -328,11 +340,8 @@ def engines_alone(project, model_key: str, duration: float) -> dict[str, Any]:
 
     start = time.perf_counter()
     planned = plan_scenes(
-        contract,
-        duration=min(duration, result.duration),
-        fps=preset.fps,
-        image_count=len(images),
-    )
+        contract, min(duration, result.duration), preset.fps, len(images)
+    ).shots
     times["plan"] = time.perf_counter() - start
 
     scenes = [
@@ -346,10 +355,14 @@ def engines_alone(project, model_key: str, duration: float) -> dict[str, Any]:
             model=model_key,
             transition=p.transition,
             transition_frames=p.transition_frames,
+            prompt=p.prompt.prompt if p.prompt else "",
+            motion=p.motion,
+            grade=p.grade or "",
+            grade_intensity=p.grade_intensity,
         )
         for p in planned
     ]
-    sources = [images[p.image_index] for p in planned]
+    sources = [images[p.photo] for p in planned]
     scene_times = []
     with tempfile.TemporaryDirectory(prefix="bench-farm-engines-") as tmp:
         folder = Path(tmp)
@@ -375,10 +388,8 @@ def engines_alone(project, model_key: str, duration: float) -> dict[str, Any]:
             scenes,
             sources,
             song=song,
-            preset=preset.name,
+            output=preset,
             fmt=FORMAT,
-            fps=preset.fps,
-            style=STYLE,
             beats=result.beats,
         )
         start = time.perf_counter()

@@ -18,8 +18,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from media_jobs.progress import ProgressPayload, add_listener, remove_listener
-from projects.models import FORMAT_CHOICES, PRESET_CHOICES, STYLE_CHOICES, Project
+from projects.models import FORMAT_CHOICES, PRESET_CHOICES, Project
 from projects.pipeline import RenderNotReady, render_now
+from projects.styles import UnknownStyle, check_style
 from projects.uploads import UploadRejected, add_asset_from_path
 
 CLI_USER = "studio-cli"
@@ -50,7 +51,10 @@ class Command(BaseCommand):
             help="a Markdown/text/PDF script, stored with the project",
         )
         parser.add_argument(
-            "--style", default="cinematic", choices=[c for c, _ in STYLE_CHOICES]
+            "--style",
+            default="cinematic",
+            help="a style preset's key (cinematic, anime, neon_noir, ...;"
+            " `manage.py styles list` shows them)",
         )
         parser.add_argument(
             "--duration",
@@ -85,6 +89,13 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
+            "--seed",
+            type=int,
+            default=None,
+            help="the storyboard's seed: the same inputs and seed plan the same"
+            " video (default: a new one each time)",
+        )
+        parser.add_argument(
             "--json", action="store_true", help="print the manifest as JSON"
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -101,6 +112,10 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: no such file")
         if opts["duration"] <= 0:
             raise CommandError("--duration must be positive")
+        try:
+            check_style(opts["style"])
+        except UnknownStyle as exc:
+            raise CommandError(str(exc)) from exc
         output: Path = opts["output"]
         if output.suffix.lower().lstrip(".") != opts["format"]:
             output = output.with_suffix(f".{opts['format']}")
@@ -146,7 +161,8 @@ class Command(BaseCommand):
 
         add_listener(show)
         try:
-            job = render_now(project)
+            seed = {"seed": opts["seed"]} if opts["seed"] is not None else {}
+            job = render_now(project, **seed)
         except RenderNotReady as exc:
             raise CommandError(str(exc)) from exc
         finally:

@@ -1,0 +1,651 @@
+"""A project's storyboard: planned by ``workers.storyboard`` from the song's
+analysis, the photos, the style and the script; stored as ``Storyboard`` and
+``Shot`` rows; edited scene by scene in Advanced mode; turned into a render's
+``Scene`` rows.
+
+Quick mode plans the storyboard again for every render (nothing was
+edited, so the newest photos, song and style count). Advanced mode plans it
+when asked and then keeps it: a render uses it as it stands, and an edit
+changes only its scene, so only that scene's fingerprint changes and every
+other scene comes from the cache.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from characters.models import Character
+from media_jobs import cache
+from media_jobs.models import CacheEntry, ModelSpec
+from media_jobs.queues import CPU_QUEUE, NoQueueForModel, live_queues
+from workers.assembly.grading import GRADES
+from workers.assembly.motion import MOVES
+from workers.assembly.presets import OutputPreset, get_preset
+from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
+from workers.storyboard import llm as llm_stage
+from workers.storyboard.planner import (
+    ModelChoice,
+    Photo,
+    PlanningError,
+    ShotPlan,
+    plan_storyboard,
+    write_prompts,
+)
+from workers.storyboard.prompts import STAGES, CharacterRef, ShotContext, compose
+from workers.storyboard.scripts import Script, ScriptError, load_script
+
+from .models import Asset, AudioAnalysis, Project, Scene, Shot, Storyboard
+from .scene_engines import UnknownModel, model_spec, queue_for_model
+from .styles import get_style
+
+MIN_SCENE_FRAMES_S = 0.5  # an edit leaves every scene at least this long
+MAX_SEED = 2**63 - 1
+
+
+class StoryboardError(ValueError):
+    """The storyboard cannot be planned or edited so; the message says why."""
+
+
+def move_strength(motion: float) -> float:
+    """How far a scene's camera move travels (the timeline's ``strength``):
+    the storyboard's motion 0..1, where 0.5 is the move's usual distance."""
+    return round(2.0 * motion, 4)
+
+
+# --- inputs -------------------------------------------------------------------
+
+
+def read_script(asset: Asset) -> Script:
+    """The script in a document asset; ScriptError says what is wrong."""
+    with default_storage.open(asset.file.name, "rb") as handle:
+        data = handle.read()
+    return load_script(Path(asset.original_name), data)
+
+
+def output_of(params: Mapping[str, Any]) -> OutputPreset:
+    """The frame size and rate of a render: its preset, with the size and
+    rate the storyboard's render settings may override."""
+    preset = get_preset(params["preset"])
+    return OutputPreset(
+        preset.name,
+        int(params.get("width") or preset.width),
+        int(params.get("height") or preset.height),
+        int(params.get("fps") or preset.fps),
+    )
+
+
+def llm_settings() -> llm_stage.LLMSettings:
+    return llm_stage.LLMSettings(
+        base_url=settings.STUDIO_LLM_BASE_URL,
+        model=settings.STUDIO_LLM_MODEL,
+        api_key=settings.STUDIO_LLM_API_KEY,
+        timeout=settings.STUDIO_LLM_TIMEOUT,
+    )
+
+
+def _model_kind(spec: ModelSpec) -> str:
+    if spec.engine == "photo":
+        return "photo"
+    return "video" if spec.kind == ModelSpec.Kind.VIDEO else "image"
+
+
+def available_models() -> list[ModelChoice]:
+    """Enabled models this studio can run on a queue that is served. The
+    CPU queue always is (the planner runs on it); GPU queues count when a
+    worker is consuming them (``live_queues``). Until the registry rates
+    models, a model's GPU memory need stands for its quality and against
+    its speed; the photo engine is the fastest."""
+    runnable = []
+    for spec in ModelSpec.objects.filter(enabled=True).order_by("key"):
+        try:
+            runnable.append((spec, queue_for_model(spec.key)))
+        except (UnknownModel, NoQueueForModel):
+            continue
+    # Asking the workers takes up to a second: only when a GPU queue matters.
+    needs_gpu = any(queue != CPU_QUEUE for _, queue in runnable)
+    live = {CPU_QUEUE, *(live_queues() if needs_gpu else ())}
+    choices = []
+    for spec, queue in runnable:
+        if queue not in live:
+            continue
+        choices.append(
+            ModelChoice(
+                key=spec.key,
+                kind=_model_kind(spec),
+                quality=round(spec.vram_gb * 10),
+                speed=100 if spec.engine == "photo" else -round(spec.vram_gb * 10),
+            )
+        )
+    if not any(c.key == "photo" for c in choices):
+        model_spec("photo")  # the built-in entry, made on first use
+        choices.append(ModelChoice("photo", "photo", 0, 100))
+    return choices
+
+
+def _model_choices(requested: str) -> list[ModelChoice]:
+    if not requested:
+        return available_models()
+    try:
+        spec = model_spec(requested)
+    except UnknownModel as exc:
+        raise StoryboardError(str(exc)) from exc
+    return [ModelChoice(spec.key, _model_kind(spec))]
+
+
+# --- planning -----------------------------------------------------------------
+
+
+def _llm_texts(
+    shots: Sequence[ShotPlan], *, title: str, style_name: str, style_dna: str,
+    character: CharacterRef | None,
+) -> tuple[list[dict[str, str]] | None, dict[str, Any]]:  # fmt: skip
+    """The LLM's concept, scene and narrative for each shot, from the cache
+    when asked before; None (and why, for the user) when it is off or
+    failed, so the templates stand."""
+    conf = llm_settings()
+    if not conf.enabled:
+        return None, {"used": False, "note": "off: no LLM endpoint is configured"}
+    briefs = [
+        llm_stage.SceneBrief(
+            index=s.index,
+            start=s.context.start if s.context else 0.0,
+            end=s.context.end if s.context else 0.0,
+            section=s.section,
+            energy=s.energy,
+            features_character=s.features_character,
+            script=" ".join(x for x in (s.script_heading, s.script_text) if x),
+            draft={k: s.prompt.stages[k] for k in llm_stage.STAGE_KEYS}
+            if s.prompt
+            else {},
+        )
+        for s in shots
+    ]
+    who = character.label if character else ""
+    messages = llm_stage.build_messages(
+        title=title, style_name=style_name, style_dna=style_dna, character=who,
+        briefs=briefs,
+    )  # fmt: skip
+    key = llm_stage.request_fingerprint(conf, messages)
+    try:
+        result, fresh = cache.remember(
+            key,
+            CacheEntry.Kind.PROMPTS,
+            lambda: {
+                "scenes": llm_stage.expand_scenes(
+                    conf,
+                    title=title,
+                    style_name=style_name,
+                    style_dna=style_dna,
+                    character=who,
+                    briefs=briefs,
+                )  # fmt: skip
+            },
+            engine_version=conf.model,
+        )
+    except llm_stage.LLMError as exc:
+        return None, {
+            "used": False,
+            "model": conf.model,
+            "note": f"the LLM stage failed ({exc.reason}): {exc}; the template"
+            " prompts are used",
+        }
+    return list(result["scenes"]), {
+        "used": True,
+        "model": conf.model,
+        "cached": not fresh,
+    }
+
+
+def plan(
+    project: Project,
+    analysis: AudioAnalysis,
+    images: Sequence[Asset],
+    *,
+    params: Mapping[str, Any],
+    shows_character: Callable[[Asset], bool],
+    character: Character | None,
+) -> Storyboard:
+    """Plan the project's storyboard afresh (replacing the one it had) for a
+    render with ``params`` (preset, size, fps, format, duration, style,
+    model); ``shows_character(photo)`` tells the character's photos."""
+    output = output_of(params)
+    style = get_style(params["style"])
+    script_asset = project.script()
+    script = None
+    if script_asset is not None:
+        try:
+            script = read_script(script_asset)
+        except ScriptError as exc:
+            raise StoryboardError(f"{script_asset.original_name}: {exc}") from exc
+    duration = min(float(params["duration"]), analysis.duration)
+    seed = int(params.get("seed") or random.getrandbits(31))
+    ref = (
+        CharacterRef(character.name, references=character.reference_count)
+        if character is not None
+        else None
+    )
+    models = _model_choices(params.get("model") or "")
+    try:
+        board = plan_storyboard(
+            analysis.to_contract(),
+            duration=duration,
+            fps=output.fps,
+            photos=[Photo(i, shows_character(img)) for i, img in enumerate(images)],
+            style=style,
+            script=script,
+            models=models,
+            preference=params.get("preference") or "quality",
+            character=ref,
+            title=project.title,
+            seed=seed,
+            width=output.width,
+            height=output.height,
+        )
+    except PlanningError as exc:
+        raise StoryboardError(str(exc)) from exc
+    texts, llm_report = _llm_texts(
+        board.shots, title=project.title, style_name=style.name,
+        style_dna=style.dna, character=ref,
+    )  # fmt: skip
+    shots = list(board.shots)
+    if texts is not None:
+        kind = next((m.kind for m in models if m.key == board.model), "photo")
+        shots = write_prompts(
+            shots, fps=output.fps, style=style, character=ref, title=project.title,
+            model_kind=kind, width=output.width, height=output.height, llm=texts,
+        )  # fmt: skip
+    notes = list(board.notes)
+    if script is not None:
+        notes += list(script.notes)
+    if llm_report.get("note") and llm_report.get("model"):
+        notes.append(llm_report["note"])
+    return _save(
+        project,
+        fields={
+            "style": style.key,
+            "duration": board.duration,
+            "preset": output.name,
+            "width": output.width,
+            "height": output.height,
+            "fps": output.fps,
+            "output_format": params.get("format") or project.output_format,
+            "model": board.model,
+            "seed": seed,
+            "music_id": analysis_music(project, params),
+            "music_sha256": analysis.sha256,
+            "script_sha256": script_asset.sha256 if script_asset else "",
+            "character": character,
+            "notes": notes,
+            "llm": llm_report,
+        },
+        shots=shots,
+        images=images,
+    )
+
+
+def analysis_music(project: Project, params: Mapping[str, Any]) -> int | None:
+    return params.get("music") or (project.music().pk if project.music() else None)
+
+
+def _shot_row(plan: ShotPlan, images: Sequence[Asset]) -> Shot:
+    prompt = plan.prompt
+    return Shot(
+        index=plan.index,
+        start_frame=plan.start_frame,
+        end_frame=plan.end_frame,
+        beats=plan.beats,
+        section=plan.section,
+        energy=plan.energy,
+        image=images[plan.photo],
+        features_character=plan.features_character,
+        move=plan.move,
+        motion=plan.motion,
+        transition=plan.transition,
+        transition_frames=plan.transition_frames,
+        reason=plan.reason[:200],
+        grade=plan.grade or "",
+        grade_intensity=plan.grade_intensity,
+        model=plan.model,
+        seed=plan.seed,
+        script_heading=plan.script_heading[:300],
+        script_text=plan.script_text,
+        stages=dict(prompt.stages) if prompt else {},
+        stage_sources=dict(prompt.sources) if prompt else {},
+        prompt=prompt.prompt if prompt else "",
+        negative_prompt=prompt.negative if prompt else "",
+    )
+
+
+def _save(
+    project: Project,
+    *,
+    fields: dict[str, Any],
+    shots: Sequence[ShotPlan],
+    images: Sequence[Asset],
+) -> Storyboard:
+    with transaction.atomic():
+        Storyboard.objects.filter(project=project).delete()
+        board = Storyboard.objects.create(project=project, **fields)
+        rows = [_shot_row(p, images) for p in shots]
+        for row in rows:
+            row.storyboard = board
+        Shot.objects.bulk_create(rows)
+    return board
+
+
+def stale_reason(board: Storyboard, params: Mapping[str, Any]) -> str:
+    """Why a saved storyboard cannot be rendered as it stands ("" when it
+    can): the song changed, or a scene lost its photo."""
+    song = board.project.music()
+    if song is None or song.sha256 != board.music_sha256:
+        return "the song changed since the storyboard was planned"
+    if board.shots.filter(image__isnull=True).exists():
+        return "a photo of the storyboard was removed"
+    return ""
+
+
+def saved_for_render(project: Project, params: Mapping[str, Any]) -> Storyboard | None:
+    """The storyboard a render of ``project`` uses as it stands: Advanced
+    mode's, when there is one. StoryboardError when it is out of date."""
+    if project.mode != Project.Mode.ADVANCED:
+        return None
+    board = Storyboard.objects.filter(project=project).first()
+    if board is None:
+        return None
+    reason = stale_reason(board, params)
+    if reason:
+        raise StoryboardError(f"{reason}: plan the storyboard again before rendering")
+    return board
+
+
+def render_settings(board: Storyboard) -> dict[str, Any]:
+    """The job params a render of this storyboard takes from it."""
+    return {
+        "preset": board.preset,
+        "width": board.width,
+        "height": board.height,
+        "fps": board.fps,
+        "format": board.output_format,
+        "duration": board.duration,
+        "style": board.style,
+    }
+
+
+def scene_fields(shot: Shot) -> dict[str, Any]:
+    """A render's Scene fields from a shot (its character and focus come
+    from the render's cast of its photo)."""
+    return {
+        "index": shot.index,
+        "start_frame": shot.start_frame,
+        "end_frame": shot.end_frame,
+        "image": shot.image,
+        "end_image": shot.end_image,
+        "move": shot.move,
+        "motion": shot.motion,
+        "transition": shot.transition,
+        "transition_frames": shot.transition_frames,
+        "grade": shot.grade,
+        "grade_intensity": shot.grade_intensity,
+        "model": shot.model,
+        "seed": shot.seed,
+        "prompt": shot.prompt,
+        "negative_prompt": shot.negative_prompt,
+    }
+
+
+def scene_for_shot(shot: Shot, fps: int, **extra: Any) -> Scene:
+    fields = scene_fields(shot)
+    return Scene(
+        start=shot.start_frame / fps, end=shot.end_frame / fps, **fields, **extra
+    )
+
+
+# --- editing ------------------------------------------------------------------
+
+
+EDITABLE = (
+    "user_stages", "stages_off", "model", "seed", "image", "end_image", "motion",
+    "beats", "move", "transition", "transition_beats", "grade", "grade_intensity",
+    "features_character",
+)  # fmt: skip
+
+
+def _context(shot: Shot, board: Storyboard, count: int, previous: str) -> ShotContext:
+    style = get_style(board.style)
+    character = board.character
+    try:
+        kind = _model_kind(model_spec(shot.model))
+    except UnknownModel:
+        kind = "photo"
+    return ShotContext(
+        index=shot.index,
+        count=count,
+        start=shot.start_frame / board.fps,
+        end=shot.end_frame / board.fps,
+        section=shot.section,
+        energy=shot.energy,
+        move=shot.move,
+        motion=shot.motion,
+        style=style,
+        seed=shot.seed,
+        title=board.project.title,
+        features_character=shot.features_character,
+        character=CharacterRef(character.name) if character else None,
+        script_heading=shot.script_heading,
+        script_text=shot.script_text,
+        previous=previous,
+        model_kind=kind,
+        width=board.width,
+        height=board.height,
+        fps=board.fps,
+    )
+
+
+def recompose(shot: Shot, board: Storyboard) -> None:
+    """Write the shot's prompt again from its stages: the user's text where
+    given, the LLM's where it wrote one, the templates elsewhere."""
+    count = board.shots.count()
+    before = (
+        board.shots.filter(index=shot.index - 1)
+        .values_list("stages", flat=True)
+        .first()
+    )
+    previous = (before or {}).get("concept", "")
+    llm = {
+        k: v
+        for k, v in shot.stages.items()
+        if shot.stage_sources.get(k) == "llm" and k in llm_stage.STAGE_KEYS
+    }
+    result = compose(
+        _context(shot, board, count, previous),
+        off=shot.stages_off,
+        user=shot.user_stages,
+        llm=llm,
+    )
+    shot.stages = dict(result.stages)
+    shot.stage_sources = dict(result.sources)
+    shot.prompt = result.prompt
+    shot.negative_prompt = result.negative
+
+
+def _photo(project: Project, value: Any, what: str) -> Asset | None:
+    if value in (None, ""):
+        return None
+    pk = value.pk if isinstance(value, Asset) else value
+    asset = project.assets.filter(pk=pk, kind=Asset.Kind.IMAGE).first()
+    if asset is None:
+        raise StoryboardError(f"{what} must be one of this project's photos")
+    return asset
+
+
+def _beat_seconds(board: Storyboard) -> tuple[float, list[float]]:
+    analysis = AudioAnalysis.objects.filter(sha256=board.music_sha256).first()
+    beats = sorted(analysis.beats) if analysis else []
+    bpm = analysis.bpm if analysis and analysis.bpm > 0 else 120.0
+    return 60.0 / bpm, beats
+
+
+def _retime(board: Storyboard, shot: Shot, beats: float) -> Shot | None:
+    """Give ``shot`` a length of ``beats`` beats, ending on the beat nearest
+    that; the next scene starts there (the video keeps its length). The
+    next scene, changed too, is returned."""
+    nxt = board.shots.filter(index=shot.index + 1).first()
+    if nxt is None:
+        raise StoryboardError(
+            "the last scene ends with the video: change the length of the scene"
+            " before it, or the render's duration"
+        )
+    if not 0 < beats <= 256:
+        raise StoryboardError("a scene lasts more than 0 and at most 256 beats")
+    beat_s, grid = _beat_seconds(board)
+    fps = board.fps
+    target = shot.start_frame / fps + beats * beat_s
+    if grid:
+        target = min(grid, key=lambda t: abs(t - target))
+    end = round(target * fps)
+    shortest = round(MIN_SCENE_FRAMES_S * fps)
+    if end - shot.start_frame < shortest or nxt.end_frame - end < shortest:
+        raise StoryboardError(
+            f"scene {shot.index} and scene {nxt.index} must each keep at least"
+            f" {MIN_SCENE_FRAMES_S:g} s: choose fewer beats"
+        )
+    shot.end_frame = end
+    nxt.start_frame = end
+    for s in (shot, nxt):
+        s.beats = round((s.end_frame - s.start_frame) / fps / beat_s, 2)
+    return nxt
+
+
+def _cap_transition(board: Storyboard, shot: Shot, nxt: Shot | None) -> None:
+    """A transition is at most half of either scene it joins."""
+    if nxt is None:
+        shot.transition, shot.transition_frames = "cut", 0
+        return
+    longest = min(shot.end_frame - shot.start_frame, nxt.end_frame - nxt.start_frame)
+    cap = min(longest // 2, int(MAX_DURATION * board.fps))
+    if shot.transition == "cut":
+        shot.transition_frames = 0
+    else:
+        shot.transition_frames = max(1, min(shot.transition_frames, cap))
+
+
+def edit_shot(shot: Shot, changes: Mapping[str, Any]) -> list[Shot]:
+    """Apply the owner's changes to one scene (``EDITABLE`` keys); the scenes
+    changed (the next one too when the length changed). The project turns
+    to Advanced mode: its storyboard now stands as edited."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise StoryboardError(f"these cannot be edited: {', '.join(unknown)}")
+    board = shot.storyboard
+    project = board.project
+    changed = [shot]
+    nxt = board.shots.filter(index=shot.index + 1).first()
+    if "model" in changes:
+        try:
+            shot.model = model_spec(str(changes["model"])).key
+        except UnknownModel as exc:
+            raise StoryboardError(str(exc)) from exc
+    if "seed" in changes:
+        seed = int(changes["seed"])
+        if not 0 <= seed <= MAX_SEED:
+            raise StoryboardError(f"a seed is a whole number from 0 to {MAX_SEED}")
+        shot.seed = seed
+    if "image" in changes:
+        image = _photo(project, changes["image"], "the photo")
+        if image is None:
+            raise StoryboardError("a scene needs a photo")
+        shot.image = image
+    if "end_image" in changes:
+        shot.end_image = _photo(project, changes["end_image"], "the end keyframe")
+    if shot.end_image is not None:
+        spec = ModelSpec.objects.filter(key=shot.model).first()
+        if spec is None or spec.kind != ModelSpec.Kind.VIDEO:
+            raise StoryboardError(
+                f"the model {shot.model!r} makes no video between two keyframes:"
+                " choose a video model, or no end keyframe"
+            )
+    if "motion" in changes:
+        motion = float(changes["motion"])
+        if not 0.0 <= motion <= 1.0:
+            raise StoryboardError("motion strength is from 0 (still) to 1")
+        shot.motion = motion
+    if "move" in changes:
+        if changes["move"] not in MOVES:
+            raise StoryboardError(
+                f"unknown camera move; choose one of: {', '.join(MOVES)}"
+            )
+        shot.move = changes["move"]
+    if "grade" in changes:
+        grade = changes["grade"] or ""
+        if grade and grade not in GRADES:
+            raise StoryboardError(f"unknown grade; choose one of: {', '.join(GRADES)}")
+        shot.grade = grade
+    if "grade_intensity" in changes:
+        value = float(changes["grade_intensity"])
+        if not 0.0 <= value <= 1.0:
+            raise StoryboardError("grade intensity is from 0 to 1")
+        shot.grade_intensity = value
+    if "features_character" in changes:
+        shot.features_character = bool(changes["features_character"])
+    if "stages_off" in changes:
+        off = list(changes["stages_off"] or [])
+        bad = sorted(set(off) - set(STAGES))
+        if bad:
+            raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
+        shot.stages_off = [s for s in STAGES if s in off]
+    if "user_stages" in changes:
+        texts = dict(changes["user_stages"] or {})
+        bad = sorted(set(texts) - set(STAGES))
+        if bad:
+            raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
+        shot.user_stages = {k: " ".join(str(v).split()) for k, v in texts.items() if v}
+    if "beats" in changes and float(changes["beats"]) != shot.beats:
+        moved = _retime(board, shot, float(changes["beats"]))
+        if moved is not None:
+            changed.append(moved)
+    if "transition" in changes:
+        if changes["transition"] not in TRANSITIONS:
+            raise StoryboardError(
+                f"unknown transition; choose one of: {', '.join(TRANSITIONS)}"
+            )
+        shot.transition = changes["transition"]
+        if shot.transition != "cut" and not shot.transition_frames:
+            beat_s, _ = _beat_seconds(board)
+            shot.transition_frames = round(beat_s * board.fps)
+    if "transition_beats" in changes:
+        beat_s, _ = _beat_seconds(board)
+        shot.transition_frames = round(
+            float(changes["transition_beats"]) * beat_s * board.fps
+        )
+    _cap_transition(board, shot, nxt)
+    if len(changed) > 1:
+        # The scene before may now be too short for its own transition.
+        before = board.shots.filter(index=shot.index - 1).first()
+        if before is not None:
+            _cap_transition(board, before, shot)
+            if (
+                before.transition_frames
+                != Shot.objects.get(pk=before.pk).transition_frames
+            ):
+                changed.append(before)
+    with transaction.atomic():
+        for s in changed:
+            recompose(s, board)
+            s.edited = True
+            s.save()
+        Storyboard.objects.filter(pk=board.pk).update(version=board.version + 1)
+        if project.mode != Project.Mode.ADVANCED:
+            Project.objects.filter(pk=project.pk).update(mode=Project.Mode.ADVANCED)
+    return changed
+
+
+def rendered(board: Storyboard) -> None:
+    """A render has taken the storyboard as it stands: no scene is waiting."""
+    board.shots.filter(edited=True).update(edited=False)
