@@ -250,6 +250,37 @@ def _assign_photos(flags: Sequence[bool], photos: Sequence[Photo]) -> list[int]:
     return chosen
 
 
+def _next_move(
+    moves: Sequence[str], start: int, used: Sequence[str], previous: str
+) -> str:
+    """The style's next move from ``start``: one this photo has not had
+    and the previous scene did not use; failing that, one the previous
+    scene did not use (a photo shown more often than there are moves)."""
+    order = [moves[(start + i) % len(moves)] for i in range(len(moves))]
+    recent = set(used[-(len(moves) - 1) :]) if len(moves) > 1 else set()
+    for move in order:
+        if move != previous and move not in recent:
+            return move
+    return next((m for m in order if m != previous), order[0])
+
+
+def _landed(analysis: Mapping, starts: Sequence[float], fps: int) -> list[float]:
+    """Script scene starts moved onto the beat grid as beatsync moves its
+    anchors: the nearest downbeat (beat, without a bar grid), whole frames."""
+    downbeats = sorted(float(b) for b in analysis.get("downbeats") or [])
+    grid = (
+        downbeats
+        if len(downbeats) >= 2
+        else sorted(float(b) for b in analysis.get("beats") or [])
+    )
+    if not grid:
+        return list(starts)
+    return [
+        0.0 if t <= 0 else round(min(grid, key=lambda c: abs(c - t)) * fps) / fps
+        for t in starts
+    ]
+
+
 def _script_for(starts: Sequence[float], time: float) -> int | None:
     found = None
     for i, start in enumerate(starts):
@@ -304,7 +335,10 @@ def plan_storyboard(
     joins.append(("cut", 0, ""))
 
     starts = [bounds[k] / fps for k in range(count)]
-    script_index = [_script_for(script_starts, t) for t in starts]
+    # A script scene starts where its cut landed (on a downbeat), not at
+    # its own time, so the shots after the cut carry it.
+    landed = _landed(analysis, script_starts, fps)
+    script_index = [_script_for(landed, t) for t in starts]
     script_flags: list[bool | None] = [None] * count
     if script is not None and script.characters:
         for k, i in enumerate(script_index):
@@ -319,7 +353,7 @@ def plan_storyboard(
     model = choose_model(models, preference)
     kind = next((m.kind for m in models if m.key == model), "photo")
     moves = style.moves
-    shown = dict.fromkeys(assigned, 0)
+    used: dict[int, list[str]] = {p: [] for p in assigned}
     shots: list[ShotPlan] = []
     for k in range(count):
         a, b = bounds[k], bounds[k + 1]
@@ -333,8 +367,11 @@ def plan_storyboard(
         energy = energy_level(analysis, t0, t1)
         # Neighbours differ, and a photo that comes round again gets the
         # next move along.
-        move = moves[(assigned[k] + shown[assigned[k]]) % len(moves)]
-        shown[assigned[k]] += 1
+        move = _next_move(
+            moves, assigned[k] + len(used[assigned[k]]), used[assigned[k]],
+            shots[-1].move if shots else "",
+        )  # fmt: skip
+        used[assigned[k]].append(move)
         motion = min(1.0, style.motion * MOTION_BY_ENERGY[energy])
         i = script_index[k]
         scene = script.scenes[i] if script is not None and i is not None else None

@@ -72,6 +72,12 @@ SECTION_MOODS = {
     "outro": "a closing image that lets go",
 }
 TIMES = ("at dawn", "in the afternoon", "at golden hour", "at dusk", "at night")
+# A place that already says when ("a rooftop at dusk"): whole words only, so
+# "a nightclub" still gets a time of day.
+TIME_WORDS = re.compile(
+    r"\b(?:dawn|sunrise|morning|noon|afternoon|hour|sunset|dusk|evening|night)\b",
+    re.I,
+)
 SHOT_SIZES = {
     "calm": "close-up",
     "mid": "medium shot",
@@ -219,7 +225,7 @@ def scene(ctx: ShotContext, draft: Draft) -> str:
         place = found.group(0)
     else:
         place = choose(ctx.style.words("settings"), ctx.seed, "setting")
-    if any(t.split()[-1] in place.lower() for t in TIMES):
+    if TIME_WORDS.search(place):
         return place
     return f"{place} {choose(TIMES, ctx.seed, 'time')}".strip()
 
@@ -266,8 +272,13 @@ def narrative(ctx: ShotContext, draft: Draft) -> str:
             act = "the story rising to its peak"
         else:
             act = "the story resolving"
-    if ctx.previous:
-        return f"{act}, following {ctx.previous}"
+    previous = ctx.previous
+    if ctx.character is not None:
+        # The character is named where the scene shows them, and only once.
+        previous = re.sub(re.escape(ctx.character.label), "", previous, flags=re.I)
+        previous = previous.strip(" ,")
+    if previous:
+        return f"{act}, following {previous}"
     return act
 
 
