@@ -6,10 +6,14 @@ by hand, so their stored files are read-only here and cannot be added.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Asset, AudioAnalysis, Project, Render, Scene
+from workers.storyboard.styles import StyleError
+
+from .models import Asset, AudioAnalysis, Project, Render, Scene, StylePreset
+from .styles import preset_of
 
 
 class AssetInline(admin.TabularInline):
@@ -146,3 +150,32 @@ class RenderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class StylePresetForm(forms.ModelForm):
+    class Meta:
+        model = StylePreset
+        fields = [
+            "key", "name", "description", "prompt", "negative", "vocabulary",
+            "grade", "grade_intensity", "transitions", "motion", "moves",
+            "enabled", "position",
+        ]  # fmt: skip
+
+    def clean(self) -> dict:
+        """The planner's own checks (grades, transitions, moves, vocabulary),
+        so a preset saved here is one it can use."""
+        data = super().clean() or {}
+        row = StylePreset(**data)
+        try:
+            preset_of(row)
+        except StyleError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+@admin.register(StylePreset)
+class StylePresetAdmin(admin.ModelAdmin):
+    form = StylePresetForm
+    list_display = ["name", "key", "grade", "motion", "enabled", "position"]
+    list_editable = ["enabled", "position"]
+    search_fields = ["key", "name", "description"]

@@ -23,6 +23,7 @@ from projects.pipeline import (
     render_canvas,
     render_now,
 )
+from projects.styles import get_style
 from projects.tasks import (
     ASSEMBLY_ENGINE_VERSION,
     analyze_music,
@@ -30,7 +31,7 @@ from projects.tasks import (
     ensure_analysis,
     plan_scenes,
     render_scene,
-    style_grade,
+    scene_grade,
 )
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
@@ -38,6 +39,7 @@ from tests.media_checks import nearest_distance
 from tests.unit.conftest import changes, joins_match, planned_windows
 from workers.assembly.beatsync import plan_beat_sync
 from workers.assembly.grading import GRADES
+from workers.assembly.presets import get_preset
 from workers.assembly.timeline import load_timeline
 from workers.probe import probe_media
 
@@ -121,7 +123,11 @@ def test_the_manifest_lists_every_scene_its_cut_and_transition(project):
         {"key": "assembly", "revision": ASSEMBLY_ENGINE_VERSION},
     ]
     assert {s["model"] for s in manifest["scenes"]} == {"photo"}
-    assert manifest["grade"] == {"preset": "cinematic_teal_orange", "intensity": 0.7}
+    # The style's grade, on every scene (Quick mode plans none other).
+    assert {json.dumps(s["grade"]) for s in manifest["scenes"]} == {
+        json.dumps({"preset": "cinematic_teal_orange", "intensity": 0.7})
+    }
+    assert all(s["prompt"] for s in manifest["scenes"])
     assert set(manifest["timings"]) == {
         "analyze",
         "character",
@@ -182,12 +188,16 @@ def test_a_second_render_reuses_the_analysis_and_the_photos(project):
         ("cinematic", {"preset": "cinematic_teal_orange", "intensity": 0.7}),
         ("dreamy", {"preset": "pastel", "intensity": 0.6}),
         ("energetic", {"preset": "neon", "intensity": 0.5}),
+        ("neon_noir", {"preset": "neon", "intensity": 0.6}),
         ("documentary", None),
-        ("no-such-style", None),
     ],
 )
-def test_each_style_has_its_colour_grade(style, grade):
-    assert style_grade(style) == grade
+def test_each_style_grades_its_scenes(style, grade):
+    preset = get_style(style)
+    scene = SimpleNamespace(
+        grade=preset.grade or "", grade_intensity=preset.grade_intensity
+    )
+    assert scene_grade(scene) == grade
     if grade is not None:
         assert grade["preset"] in GRADES
 
@@ -216,10 +226,8 @@ def test_the_timeline_overlaps_clips_by_their_centred_transitions(tmp_path):
         scenes,
         [photo] * 4,
         song=song,
-        preset="preview",
+        output=get_preset("preview"),
         fmt="mp4",
-        fps=30,
-        style="documentary",
         beats=[0.5, 1.0, 99.0],
     )
 
