@@ -29,7 +29,6 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "title",
             "style",
-            "mode",
             "target_duration",
             "preset",
             "output_format",

@@ -12,7 +12,6 @@ other scene comes from the cache.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,7 +224,9 @@ def plan(
         except ScriptError as exc:
             raise StoryboardError(f"{script_asset.original_name}: {exc}") from exc
     duration = min(float(params["duration"]), analysis.duration)
-    seed = int(params.get("seed") or random.getrandbits(31))
+    # The same inputs plan the same storyboard (and find its scenes in the
+    # cache) unless the user asks for another seed.
+    seed = int(params.get("seed") or 0)
     ref = (
         CharacterRef(character.name, references=character.reference_count)
         if character is not None

@@ -3,19 +3,35 @@
 
 from django.urls import path
 
-from . import batch_views, review_views, views
+from . import batch_views, review_views, storyboard_views, views
 
 app_name = "projects"
 
 urlpatterns = [
     path("projects/", views.project_list, name="list"),
     path("projects/new/", views.project_create, name="create"),
+    path("projects/quick/", storyboard_views.quick, name="quick"),
     path("projects/<int:pk>/", views.project_detail, name="detail"),
     path("projects/<int:pk>/edit/", views.project_update, name="update"),
     path("projects/<int:pk>/delete/", views.project_delete, name="delete"),
     path("projects/<int:pk>/upload/", views.project_upload, name="upload"),
     path("projects/<int:pk>/render/", views.project_render, name="render"),
     path("projects/<int:pk>/character/", views.project_character, name="character"),
+    path(
+        "projects/<int:pk>/storyboard/",
+        storyboard_views.storyboard,
+        name="storyboard",
+    ),
+    path(
+        "projects/<int:pk>/storyboard/plan/",
+        storyboard_views.storyboard_plan,
+        name="storyboard_plan",
+    ),
+    path(
+        "projects/<int:pk>/storyboard/<int:index>/",
+        storyboard_views.shot_edit,
+        name="shot_edit",
+    ),
     path("reviews/", review_views.review_queue_page, name="review_queue"),
     path(
         "reviews/<int:pk>/approve/", review_views.review_approve, name="review_approve"

@@ -17,6 +17,7 @@ from media_jobs.webhook_api import WebhookViewSet
 from projects.api import AssetViewSet, ProjectViewSet, RenderViewSet
 from projects.batch_api import BatchViewSet
 from projects.review_api import ReviewViewSet
+from projects.storyboard_api import ShotView, StoryboardPlanView, StoryboardView
 
 from . import accounts
 
@@ -38,6 +39,21 @@ api_patterns = [
     # every endpoint, which only the studio's users need.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "projects/<int:pk>/storyboard/",
+        StoryboardView.as_view(),
+        name="project-storyboard",
+    ),
+    path(
+        "projects/<int:pk>/storyboard/plan/",
+        StoryboardPlanView.as_view(),
+        name="project-storyboard-plan",
+    ),
+    path(
+        "projects/<int:pk>/storyboard/shots/<int:index>/",
+        ShotView.as_view(),
+        name="project-storyboard-shot",
+    ),
     path("", include(router.urls)),
 ]
 

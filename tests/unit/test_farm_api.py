@@ -22,6 +22,7 @@ from projects.batches import (
 )
 from projects.models import Scene
 from projects.pipeline import render_now, start_render
+from projects.styles import style_choices
 from projects.uploads import add_asset_from_path
 from tests.factories import JobFactory, ProjectFactory
 
@@ -449,8 +450,8 @@ def test_csv_rows_are_numbered_as_a_spreadsheet_shows_them(alice, small_project)
         {
             "row": 4,
             "field": "style",
-            "message": "'noir' is not a valid style; choose one of: cinematic, "
-            "documentary, dreamy, energetic",
+            "message": "unknown style 'noir'; choose one of: "
+            + ", ".join(k for k, _ in style_choices()),
         }
     ]
 

@@ -106,7 +106,10 @@ class Storyboard:
 
 
 def shot_seed(base: int, index: int) -> int:
-    """A scene's seed: fixed by the storyboard's seed and its position."""
+    """A scene's seed: fixed by the storyboard's seed and its position; the
+    first scene's is the storyboard's own."""
+    if index == 0:
+        return base
     digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 

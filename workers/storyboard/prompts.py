@@ -208,7 +208,7 @@ def concept(ctx: ShotContext, draft: Draft) -> str:
     if ctx.features_character and ctx.character is not None:
         action = choose(ACTIONS.get(ctx.energy, ACTIONS["mid"]), ctx.seed, "action")
         return f"{ctx.character.label} {action}, {mood}"
-    return f"an empty landscape shot, {mood}"
+    return f"a cutaway shot without the character, {mood}"
 
 
 PLACE = re.compile(
@@ -375,8 +375,11 @@ def negative_prompt(ctx: ShotContext) -> str:
     parts = [*ctx.style.negative, *GENERIC_NEGATIVE]
     if ctx.features_character and ctx.character is not None:
         parts += CHARACTER_NEGATIVE
-    seen: set[str] = set()
-    return ", ".join(p for p in parts if not (p.lower() in seen or seen.add(p.lower())))
+    kept: list[str] = []
+    for part in parts:
+        if part.lower() not in {k.lower() for k in kept}:
+            kept.append(part)
+    return ", ".join(kept)
 
 
 def _clean(text: str, limit: int = MAX_STAGE_CHARS) -> str:

@@ -128,8 +128,8 @@ def test_concept_of_a_scene_without_the_character_is_an_empty_landscape() -> Non
     without = concept(ctx(features_character=False, section="outro"), draft())
     nobody = concept(ctx(character=None, section="intro"), draft())
 
-    assert without == f"an empty landscape shot, {SECTION_MOODS['outro']}"
-    assert nobody == f"an empty landscape shot, {SECTION_MOODS['intro']}"
+    assert without == f"a cutaway shot without the character, {SECTION_MOODS['outro']}"
+    assert nobody == f"a cutaway shot without the character, {SECTION_MOODS['intro']}"
     assert "Mara" not in without
 
 
@@ -374,7 +374,8 @@ def test_polish_puts_the_character_first_when_no_stage_named_them() -> None:
 
 def test_polish_does_not_add_the_character_to_a_scene_without_them() -> None:
     text = polish(
-        ctx(features_character=False), draft(concept="an empty landscape shot")
+        ctx(features_character=False),
+        draft(concept="a cutaway shot without the character"),
     )
 
     assert "Mara" not in text
@@ -553,5 +554,5 @@ def test_a_scene_without_the_character_does_not_name_them_after_one_with_them() 
         ctx(features_character=False, previous="Mara dancing, the emotional peak")
     )
 
-    assert result.stages["concept"].startswith("an empty landscape shot")
+    assert result.stages["concept"].startswith("a cutaway shot without the character")
     assert "Mara" not in result.prompt
