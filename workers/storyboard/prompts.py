@@ -34,6 +34,7 @@ STAGES = ("concept", "scene", "visual", "cinematic", "narrative", "technical", "
 LLM_STAGES = ("concept", "scene", "narrative")
 MAX_PROMPT_WORDS = 70  # CLIP reads 77 tokens; longer prompts lose their tail
 MAX_STAGE_CHARS = 400
+CUTAWAY = "a cutaway shot without the character"
 
 GENERIC_NEGATIVE = (
     "blurry", "low quality", "deformed hands", "extra fingers", "watermark",
@@ -208,7 +209,7 @@ def concept(ctx: ShotContext, draft: Draft) -> str:
     if ctx.features_character and ctx.character is not None:
         action = choose(ACTIONS.get(ctx.energy, ACTIONS["mid"]), ctx.seed, "action")
         return f"{ctx.character.label} {action}, {mood}"
-    return f"a cutaway shot without the character, {mood}"
+    return f"{CUTAWAY}, {mood}"
 
 
 PLACE = re.compile(
@@ -277,6 +278,10 @@ def narrative(ctx: ShotContext, draft: Draft) -> str:
         # The character is named where the scene shows them, and only once.
         previous = re.sub(re.escape(ctx.character.label), "", previous, flags=re.I)
         previous = previous.strip(" ,")
+    # Only what happened before (its first phrase), not its mood again.
+    previous = previous.split(",")[0].strip()
+    if previous.startswith(CUTAWAY):
+        return f"{act}, after a cutaway"
     if previous:
         return f"{act}, following {previous}"
     return act
@@ -323,39 +328,56 @@ def _trim_words(phrases: Iterable[str], limit: int) -> list[str]:
     return kept
 
 
+# When the prompt must be cut, the stages keep their phrases in rounds, in
+# this order: what happens and who, the camera, the look, the place, the story.
+KEEP_ORDER = ("concept", "cinematic", "visual", "scene", "narrative")
+
+
 def polish(ctx: ShotContext, draft: Draft) -> str:
     """The final prompt: the stages joined, each phrase once, the character
-    first and the style's DNA present, cut to ``MAX_PROMPT_WORDS`` at a
-    phrase boundary (technical terms go first when something must)."""
-    story = [
-        s for k, s in draft.stages.items() if k not in ("technical", "polish") and s
-    ]
-    phrases: list[str] = []
-    seen: set[str] = set()
-
-    def add(items: Iterable[str]) -> None:
-        for phrase in items:
-            key = phrase.lower()
-            if key not in seen:
-                seen.add(key)
-                phrases.append(phrase)
-
-    add(_phrases(", ".join(story)))
-    if ctx.features_character and ctx.character is not None:
-        label = ctx.character.label
-        if not any(label.lower() in p.lower() for p in phrases):
-            phrases.insert(0, label)
-            seen.add(label.lower())
+    first and the style's DNA present, within ``MAX_PROMPT_WORDS``. When
+    something must go, each stage keeps its first phrases (in rounds, in
+    ``KEEP_ORDER``) and loses its last; the DNA and the technical terms
+    always stay, and what stays keeps the stages' order."""
     dna = list(ctx.style.prompt)
     technical_terms = _phrases(draft.stages.get("technical", ""))
-    budget = MAX_PROMPT_WORDS - sum(len(p.split()) for p in dna)
-    budget -= sum(len(p.split()) for p in technical_terms)
-    kept = _trim_words(phrases, max(budget, 10))
+    tagged: list[tuple[str, str]] = []  # (stage, phrase), each phrase once
+    seen = {p.lower() for p in [*dna, *technical_terms]}  # always there
+    for stage, text in draft.stages.items():
+        if stage in ("technical", "polish"):
+            continue
+        for phrase in _phrases(text):
+            if phrase.lower() not in seen:
+                seen.add(phrase.lower())
+                tagged.append((stage, phrase))
+    if ctx.features_character and ctx.character is not None:
+        label = ctx.character.label
+        if not any(label.lower() in p.lower() for _, p in tagged):
+            tagged.insert(0, ("concept", label))
+    budget = MAX_PROMPT_WORDS - sum(len(p.split()) for p in [*dna, *technical_terms])
+    budget = max(budget, 10)
+    # In rounds: every stage keeps its first phrase before any keeps its
+    # second, so a long concept cannot push the camera out of the prompt.
+    queues = {
+        stage: [i for i, (tag, _) in enumerate(tagged) if tag == stage]
+        for stage in KEEP_ORDER
+    }
+    kept: set[int] = set()
+    while any(queues.values()):
+        for stage in KEEP_ORDER:
+            if not queues[stage]:
+                continue
+            i = queues[stage].pop(0)
+            words = len(tagged[i][1].split())
+            if words > budget:
+                queues[stage].clear()  # its later phrases matter less still
+                continue
+            kept.add(i)
+            budget -= words
+    story = [phrase for i, (_, phrase) in enumerate(tagged) if i in kept]
     final: list[str] = []
-    seen_final: set[str] = set()
-    for phrase in [*kept, *dna, *technical_terms]:
-        if phrase.lower() not in seen_final:
-            seen_final.add(phrase.lower())
+    for phrase in [*story, *dna, *technical_terms]:
+        if phrase.lower() not in {f.lower() for f in final}:
             final.append(phrase)
     return ", ".join(_trim_words(final, MAX_PROMPT_WORDS))
 

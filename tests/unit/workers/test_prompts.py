@@ -556,3 +556,34 @@ def test_a_scene_without_the_character_does_not_name_them_after_one_with_them() 
 
     assert result.stages["concept"].startswith("a cutaway shot without the character")
     assert "Mara" not in result.prompt
+
+
+def test_a_long_concept_gives_up_its_tail_rather_than_the_camera_words() -> None:
+    long_concept = ", ".join(f"detail number {i} of the opening" for i in range(9))
+    result = compose(
+        ctx(move="push_in", previous="Mara walking"),
+        user={"concept": long_concept},
+    )
+
+    kept = phrases(result.prompt)
+    assert "push in towards the face" in kept
+    assert "medium shot" in kept
+    assert "detail number 8 of the opening" not in kept  # its tail went
+    assert len(result.prompt.split()) <= MAX_PROMPT_WORDS
+    # What stays keeps the stages' order: the story first, then the camera.
+    assert kept.index("detail number 0 of the opening") < kept.index(
+        "push in towards the face"
+    )
+
+
+def test_narrative_takes_only_what_happened_before_not_its_mood() -> None:
+    after_action = narrative(
+        ctx(previous="Mara walking slowly, an opening image that sets the mood"),
+        draft(),
+    )
+    after_cutaway = narrative(
+        ctx(previous="a cutaway shot without the character, a story moment"), draft()
+    )
+
+    assert after_action == "the story rising to its peak, following walking slowly"
+    assert after_cutaway == "the story rising to its peak, after a cutaway"
