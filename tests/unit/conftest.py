@@ -65,6 +65,22 @@ def ready_project(project, sample_files) -> Project:
     return project
 
 
+@pytest.fixture
+def planned(ready_project, sample_files) -> Project:
+    """Alice's project with two photos, a song and a planned storyboard."""
+    from media_jobs.models import Job
+    from projects.pipeline import plan_now
+
+    add_asset_from_path(ready_project, sample_files["hopper"])
+    ready_project.target_duration = 6.0
+    ready_project.preset = "preview"
+    ready_project.save()
+    job = plan_now(ready_project)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    ready_project.refresh_from_db()
+    return ready_project
+
+
 # Checks of rendered videos against the scenes planned for them (also used by
 # the integration tests).
 

@@ -10,8 +10,6 @@ from rest_framework.test import APIClient
 
 from media_jobs.models import Job
 from projects.models import Project, Shot
-from projects.pipeline import plan_now
-from projects.uploads import add_asset_from_path
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +18,6 @@ def _client(user) -> APIClient:
     api = APIClient()
     api.force_authenticate(user)
     return api
-
-
-@pytest.fixture
-def planned(ready_project, sample_files) -> Project:
-    add_asset_from_path(ready_project, sample_files["hopper"])
-    ready_project.target_duration = 6.0
-    ready_project.preset = "preview"
-    ready_project.save()
-    job = plan_now(ready_project)
-    assert job.status == Job.Status.SUCCEEDED, job.error
-    return ready_project
 
 
 def _url(project: Project, tail: str = "") -> str:

@@ -12,7 +12,6 @@ from django.utils.html import escape
 
 from media_jobs.models import Job
 from projects.models import Asset, Project, Shot, StylePreset
-from projects.pipeline import plan_now
 from projects.storyboard_forms import QuickForm
 from tests.unit.web_helpers import HTML_POLYGLOT, media_files
 
@@ -21,21 +20,6 @@ pytestmark = pytest.mark.django_db
 
 def _upload(path: Path, content_type: str) -> SimpleUploadedFile:
     return SimpleUploadedFile(path.name, Path(path).read_bytes(), content_type)
-
-
-@pytest.fixture
-def planned(ready_project, sample_files) -> Project:
-    """Alice's project with two photos, a song and a planned storyboard."""
-    from projects.uploads import add_asset_from_path
-
-    add_asset_from_path(ready_project, sample_files["hopper"])
-    ready_project.target_duration = 6.0
-    ready_project.preset = "preview"
-    ready_project.save()
-    job = plan_now(ready_project)
-    assert job.status == Job.Status.SUCCEEDED, job.error
-    ready_project.refresh_from_db()
-    return ready_project
 
 
 def _shots(project: Project) -> list[Shot]:

@@ -341,3 +341,64 @@ def test_a_stalled_llm_falls_back_to_the_templates_and_says_so(project, chat):
     assert any("LLM stage failed (timeout)" in note for note in board.notes)
     assert all(set(s.stage_sources.values()) == {"template"} for s in _shots(project))
     assert not CacheEntry.objects.filter(kind=CacheEntry.Kind.PROMPTS).exists()
+
+
+# --- models and render settings ---------------------------------------------------
+
+
+@pytest.fixture
+def gpu_model(settings):
+    """A generator that needs 12 GB of GPU memory (the drifting test engine
+    stands in for it), and no memory of which queues were served."""
+    from media_jobs import queues
+    from media_jobs.models import ModelSpec
+    from projects.scene_engines import engines
+
+    settings.STUDIO_SCENE_ENGINES = ["tests.engines:DriftingEngine"]
+    engines.cache_clear()
+    queues._live_cache = None
+    ModelSpec.objects.create(
+        key="big-gen", name="A 12 GB generator", kind=ModelSpec.Kind.VIDEO,
+        engine="drift-test", revision="1", vram_gb=12.0,
+    )  # fmt: skip
+    yield "big-gen"
+    engines.cache_clear()
+    queues._live_cache = None
+
+
+def test_the_planner_takes_a_gpu_model_only_while_its_queue_is_served(
+    project, gpu_model, settings
+):
+    from projects.storyboards import available_models
+
+    # No worker listens on the broker (Redis here): only the CPU is served.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    served = {m.key for m in available_models()}
+    assert served == {"photo"}
+
+    # In-process (the embedded default) every queue is served here.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    by_key = {m.key: m for m in available_models()}
+    assert set(by_key) == {"photo", gpu_model}
+    assert by_key[gpu_model].kind == "video"
+    plan_now(project, seed=11)
+    assert {s.model for s in _shots(project)} == {gpu_model}
+    plan_now(project, seed=11, preference="speed")
+    assert {s.model for s in _shots(project)} == {"photo"}
+
+
+def test_an_advanced_storyboard_renders_at_its_own_size_and_frame_rate(project):
+    project.mode = Project.Mode.ADVANCED
+    project.save()
+    plan_now(project, seed=11, fps=24, width=480, height=270, format="webm")
+    board = Storyboard.objects.get(project=project)
+    assert (board.fps, board.width, board.height) == (24, 480, 270)
+    assert _shots(project)[-1].end_frame == round(8.0 * 24)
+
+    job = render_now(project)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    render = project.renders.get(job=job)
+    assert (render.width, render.height, render.fps) == (480, 270, 24)
+    assert render.output_format == "webm"
+    assert render.manifest["output"]["frames"] == round(8.0 * 24)
