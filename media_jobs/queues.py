@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from kombu.exceptions import OperationalError
 
 CPU_QUEUE = "cpu"
 IO_QUEUE = "io"
@@ -84,7 +85,7 @@ def live_queues(timeout: float = 1.0) -> frozenset[str]:
 
     try:
         replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    except OSError:  # the broker is down: nothing is served
+    except (OSError, OperationalError):  # the broker is down: nothing is served
         replies = {}
     names = frozenset(
         queue["name"] for queues in replies.values() for queue in queues or []

@@ -56,7 +56,8 @@ class RenderInProgress(ValueError):
 
     def __init__(self, job: Job):
         state = job.get_status_display().lower()
-        super().__init__(f"Render #{job.pk} of this project is still {state}.")
+        what = "Render" if job.kind == Job.Kind.RENDER else "Storyboard planning"
+        super().__init__(f"{what} #{job.pk} of this project is still {state}.")
         self.job = job
 
 
@@ -323,6 +324,9 @@ def start_storyboard(project: Project, **overrides: Any) -> Job:
     check_ready(project)
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
+        planning = lifecycle.live_jobs(project.jobs.filter(kind=Job.Kind.STORYBOARD))
+        if planning:
+            raise RenderInProgress(planning[-1])
         params = render_params(project, overrides)
         job = Job.objects.create(
             owner=project.owner,

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 
 from characters.models import Character
 from media_jobs import cache
@@ -332,6 +333,9 @@ def _save(
     images: Sequence[Asset],
 ) -> Storyboard:
     with transaction.atomic():
+        # Plans of one project one at a time (two renders side by side, a
+        # double click): each replaces the storyboard whole.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
         Storyboard.objects.filter(project=project).delete()
         board = Storyboard.objects.create(project=project, **fields)
         rows = [_shot_row(p, images) for p in shots]
@@ -342,13 +346,34 @@ def _save(
 
 
 def stale_reason(board: Storyboard, params: Mapping[str, Any]) -> str:
-    """Why a saved storyboard cannot be rendered as it stands ("" when it
-    can): the song changed, or a scene lost its photo."""
-    song = board.project.music()
+    """Why a saved storyboard cannot be rendered as it stands for a render
+    with ``params`` ("" when it can): the song or the script changed, a
+    scene lost its photo, or the render asks for another frame size, rate
+    or length than the storyboard was planned for."""
+    project = board.project
+    song = project.music()
     if song is None or song.sha256 != board.music_sha256:
         return "the song changed since the storyboard was planned"
+    script = project.script()
+    if (script.sha256 if script else "") != board.script_sha256:
+        return "the script changed since the storyboard was planned"
     if board.shots.filter(image__isnull=True).exists():
         return "a photo of the storyboard was removed"
+    output = output_of(params)
+    if (output.width, output.height, output.fps) != (
+        board.width,
+        board.height,
+        board.fps,
+    ):
+        return (
+            f"the storyboard is planned for {board.width}x{board.height} at"
+            f" {board.fps} fps, not {output.width}x{output.height} at {output.fps}"
+        )
+    if abs(float(params["duration"]) - board.duration) > 0.5 / board.fps:
+        return (
+            f"the storyboard lasts {board.duration:g} s, not"
+            f" {float(params['duration']):g} s"
+        )
     return ""
 
 
@@ -493,11 +518,10 @@ def _beat_seconds(board: Storyboard) -> tuple[float, list[float]]:
     return 60.0 / bpm, beats
 
 
-def _retime(board: Storyboard, shot: Shot, beats: float) -> Shot | None:
+def _retime(board: Storyboard, shot: Shot, nxt: Shot | None, beats: float) -> Shot:
     """Give ``shot`` a length of ``beats`` beats, ending on the beat nearest
     that; the next scene starts there (the video keeps its length). The
     next scene, changed too, is returned."""
-    nxt = board.shots.filter(index=shot.index + 1).first()
     if nxt is None:
         raise StoryboardError(
             "the last scene ends with the video: change the length of the scene"
@@ -544,10 +568,35 @@ def edit_shot(shot: Shot, changes: Mapping[str, Any]) -> list[Shot]:
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise StoryboardError(f"these cannot be edited: {', '.join(unknown)}")
-    board = shot.storyboard
+    with transaction.atomic():
+        # One edit of a storyboard at a time, on rows read under the lock,
+        # so two edits of neighbouring lengths cannot leave a gap.
+        board = (
+            Storyboard.objects.select_for_update()
+            .select_related("project")
+            .filter(pk=shot.storyboard_id)
+            .first()
+        )
+        if board is None:
+            raise StoryboardError(
+                "the storyboard was planned again meanwhile: open it again"
+            )
+        near = {
+            s.index: s
+            for s in board.shots.filter(
+                index__in=[shot.index - 1, shot.index, shot.index + 1, shot.index + 2]
+            )
+        }
+        return _edit(board, near, near[shot.index], changes)
+
+
+def _edit(
+    board: Storyboard, near: dict[int, Shot], shot: Shot, changes: Mapping[str, Any]
+) -> list[Shot]:
     project = board.project
+    before = near.get(shot.index - 1)
+    nxt = near.get(shot.index + 1)
     changed = [shot]
-    nxt = board.shots.filter(index=shot.index + 1).first()
     if "model" in changes:
         try:
             shot.model = model_spec(str(changes["model"])).key
@@ -607,10 +656,9 @@ def edit_shot(shot: Shot, changes: Mapping[str, Any]) -> list[Shot]:
         if bad:
             raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
         shot.user_stages = {k: " ".join(str(v).split()) for k, v in texts.items() if v}
-    if "beats" in changes and float(changes["beats"]) != shot.beats:
-        moved = _retime(board, shot, float(changes["beats"]))
-        if moved is not None:
-            changed.append(moved)
+    retimed = "beats" in changes and float(changes["beats"]) != shot.beats
+    if retimed:
+        changed.append(_retime(board, shot, nxt, float(changes["beats"])))
     if "transition" in changes:
         if changes["transition"] not in TRANSITIONS:
             raise StoryboardError(
@@ -626,27 +674,32 @@ def edit_shot(shot: Shot, changes: Mapping[str, Any]) -> list[Shot]:
             float(changes["transition_beats"]) * beat_s * board.fps
         )
     _cap_transition(board, shot, nxt)
-    if len(changed) > 1:
-        # The scene before may now be too short for its own transition.
-        before = board.shots.filter(index=shot.index - 1).first()
+    capped: list[Shot] = []
+    if retimed and nxt is not None:
+        # Both joins around the moved cut's scenes must still fit them.
+        _cap_transition(board, nxt, near.get(nxt.index + 1))
         if before is not None:
+            frames = before.transition_frames
             _cap_transition(board, before, shot)
-            if (
-                before.transition_frames
-                != Shot.objects.get(pk=before.pk).transition_frames
-            ):
-                changed.append(before)
-    with transaction.atomic():
-        for s in changed:
-            recompose(s, board)
-            s.edited = True
-            s.save()
-        Storyboard.objects.filter(pk=board.pk).update(version=board.version + 1)
-        if project.mode != Project.Mode.ADVANCED:
-            Project.objects.filter(pk=project.pk).update(mode=Project.Mode.ADVANCED)
+            if before.transition_frames != frames:
+                capped.append(before)
+    for s in changed:
+        recompose(s, board)
+        s.edited = True
+        s.save()
+    for s in capped:  # only its join changed: its picture is the same
+        s.save(update_fields=["transition_frames"])
+    Storyboard.objects.filter(pk=board.pk).update(version=F("version") + 1)
+    if project.mode != Project.Mode.ADVANCED:
+        Project.objects.filter(pk=project.pk).update(mode=Project.Mode.ADVANCED)
     return changed
 
 
-def rendered(board: Storyboard) -> None:
-    """A render has taken the storyboard as it stands: no scene is waiting."""
-    board.shots.filter(edited=True).update(edited=False)
+def rendered(project_id: int, version: int | None) -> None:
+    """A render of storyboard ``version`` finished: its edits are in a
+    video, so no scene waits any more (unless it was edited since)."""
+    if version is None:
+        return
+    Shot.objects.filter(
+        storyboard__project_id=project_id, storyboard__version=version, edited=True
+    ).update(edited=False)

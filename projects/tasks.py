@@ -297,6 +297,9 @@ def plan_scenes(self, job_id: int):
         shots = list(board.shots.select_related("image").order_by("index"))
         summary = f"{len(shots)} scenes " + ("planned" if planned else "as edited")
         if job.kind == Job.Kind.STORYBOARD:
+            # Asked to see the plan before rendering: the next render takes
+            # this storyboard as it stands (Advanced mode).
+            Project.objects.filter(pk=project.pk).update(mode=Project.Mode.ADVANCED)
             lifecycle.finish_stage(
                 job_id, "plan", time.monotonic() - started, summary,
                 params={"storyboard": board.version},
@@ -321,7 +324,6 @@ def plan_scenes(self, job_id: int):
                 )
                 for shot in shots
             )
-            storyboards.rendered(board)
             lifecycle.finish_stage(
                 job_id,
                 "plan",
@@ -331,7 +333,13 @@ def plan_scenes(self, job_id: int):
                     "requested_duration": float(job.params["duration"]),
                     "duration": board.duration,
                     "storyboard": board.version,
-                    **storyboards.render_settings(board),
+                    # What the scenes were planned for (the format is the
+                    # render's own choice).
+                    **{
+                        k: v
+                        for k, v in storyboards.render_settings(board).items()
+                        if k != "format"
+                    },
                 },
             )
     ordered = sorted(scenes, key=lambda s: s.index)
@@ -824,6 +832,7 @@ def _save_render(
             cached=cached,
         )
         Project.objects.filter(pk=job.project_id).update(status=Project.Status.RENDERED)
+        storyboards.rendered(job.project_id, job.params.get("storyboard"))
     return render
 
 

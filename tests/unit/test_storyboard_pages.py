@@ -312,7 +312,7 @@ def test_an_unchanged_form_marks_nothing_edited(alice_client, planned):
     assert response.status_code == 303
     assert not any(s.edited for s in _shots(planned))
     planned.refresh_from_db()
-    assert planned.mode == Project.Mode.QUICK
+    assert planned.storyboard.version == 1
 
 
 def test_the_last_scene_cannot_change_its_length(alice_client, planned):

@@ -97,7 +97,10 @@ def test_an_advanced_edit_makes_only_the_edited_scene_again(project):
 
 
 def test_an_edit_marks_its_scene_and_turns_the_project_to_advanced(project):
-    plan_now(project, seed=11)
+    job = render_now(project)  # Quick mode: the render plans the storyboard
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    project.refresh_from_db()
+    assert project.mode == Project.Mode.QUICK
     shot = _shots(project)[0]
 
     changed = edit_shot(shot, {"move": "static", "stages_off": ["narrative"]})
@@ -402,3 +405,47 @@ def test_an_advanced_storyboard_renders_at_its_own_size_and_frame_rate(project):
     assert (render.width, render.height, render.fps) == (480, 270, 24)
     assert render.output_format == "webm"
     assert render.manifest["output"]["frames"] == round(8.0 * 24)
+
+
+def test_a_planned_storyboard_is_the_one_the_next_render_makes(project):
+    plan_now(project, seed=5, style="anime")
+    project.refresh_from_db()
+    assert project.mode == Project.Mode.ADVANCED
+    planned = [(s.seed, s.prompt) for s in _shots(project)]
+
+    job = render_now(project)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert [(s.seed, s.prompt) for s in _scenes(job)] == planned
+    assert all("anime key visual" in prompt for _, prompt in planned)
+    assert job.params["style"] == "anime"
+
+
+def test_a_render_asking_for_another_length_than_its_storyboard_is_refused(project):
+    plan_now(project, seed=5)
+
+    job = render_now(project, duration=4.0)
+
+    assert job.status == Job.Status.FAILED
+    assert "the storyboard lasts 8 s, not 4 s" in job.error
+
+
+def test_a_longer_scene_keeps_every_join_within_the_scenes_it_joins(project):
+    project.target_duration = 12.0
+    project.save()
+    plan_now(project, seed=5)
+    shots = _shots(project)
+    assert len(shots) >= 3
+    board = shots[0].storyboard
+    # Long transitions everywhere, then scene 0 takes most of scene 1.
+    for shot in shots[:-1]:
+        edit_shot(shot, {"transition": "crossfade", "transition_beats": 8})
+    edit_shot(_shots(project)[0], {"beats": _shots(project)[0].beats + 3})
+
+    shots = _shots(project)
+    for a, b in zip(shots, shots[1:], strict=False):
+        longest = min(a.end_frame - a.start_frame, b.end_frame - b.start_frame)
+        assert a.transition_frames <= longest // 2
+    assert shots[-1].end_frame == board.frames
+    job = render_now(project)
+    assert job.status == Job.Status.SUCCEEDED, job.error

@@ -92,8 +92,8 @@ class Command(BaseCommand):
             "--seed",
             type=int,
             default=None,
-            help="the storyboard's seed: the same inputs and seed plan the same"
-            " video (default: a new one each time)",
+            help="the storyboard's seed (default 0): the same inputs and seed"
+            " plan the same video; another seed, other choices",
         )
         parser.add_argument(
             "--json", action="store_true", help="print the manifest as JSON"
