@@ -18,8 +18,13 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
+
+from workers.modelstore.store import StoreError, verify
 
 from . import cache
+from .model_jobs import PullRefused, start_pull
 from .models import (
     Batch,
     CacheEntry,
@@ -31,6 +36,8 @@ from .models import (
     WebhookDelivery,
 )
 from .queues import NoQueueForModel, queue_for_vram
+from .registry import state as model_state
+from .registry import store_path
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -214,7 +221,33 @@ class BatchAdmin(admin.ModelAdmin):
 class ModelSpecForm(forms.ModelForm):
     class Meta:
         model = ModelSpec
-        fields = ["key", "name", "kind", "engine", "revision", "vram_gb", "enabled"]
+        fields = [
+            "key", "name", "kind", "engine", "revision", "vram_gb", "enabled",
+            "provider", "location", "repo", "files", "cpu", "params", "quality",
+            "speed", "api_key_setting", "bundle", "licence",
+        ]  # fmt: skip
+
+    # Fields a hand-added model (an engine of STUDIO_SCENE_ENGINES) may leave
+    # out: it brings its own weights and is not rated.
+    DEFAULTS: dict[str, Any] = {
+        "location": ModelSpec.Location.EMBEDDED,
+        "bundle": ModelSpec.Bundle.ALL,
+        "quality": 0,
+        "speed": 0,
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name, default in self.DEFAULTS.items():
+            if data.get(name) in (None, ""):
+                data[name] = default
+        return data
 
     def clean_vram_gb(self) -> float:
         vram = self.cleaned_data["vram_gb"]
@@ -246,18 +279,60 @@ class ModelSpecAdmin(admin.ModelAdmin):
         "key",
         "name",
         "kind",
-        "engine",
+        "state",
+        "location",
+        "bundle",
         "revision",
         "vram_gb",
         "queue",
+        "quality",
+        "speed",
         "enabled",
         "cache_entries",
         "stale_cache_entries",
         "updated_at",
     ]
-    list_filter = ["kind", "engine", "enabled"]
+    list_filter = ["kind", "location", "bundle", "engine", "enabled"]
     list_editable = ["enabled"]
-    search_fields = ["key", "name", "engine"]
+    search_fields = ["key", "name", "engine", "repo"]
+    actions = ["pull_models", "verify_models"]
+
+    @admin.display(description="state")
+    def state(self, spec: ModelSpec) -> str:
+        """In this host's model store, or what an API model needs."""
+        return model_state(spec)
+
+    @admin.action(description="Pull the selected models into the model store")
+    def pull_models(self, request: HttpRequest, queryset: QuerySet[ModelSpec]) -> None:
+        for spec in queryset:
+            try:
+                job = start_pull(spec, request.user)
+            except PullRefused as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+                continue
+            link = reverse("jobs:detail", args=[job.pk])
+            self.message_user(
+                request,
+                format_html(
+                    '{}: pulling, <a href="{}">job #{}</a>', spec.key, link, job.pk
+                ),
+            )
+
+    @admin.action(description="Verify the selected models' files (sizes, hashes)")
+    def verify_models(
+        self, request: HttpRequest, queryset: QuerySet[ModelSpec]
+    ) -> None:
+        for spec in queryset:
+            try:
+                problems = verify(store_path(), spec.key)
+            except StoreError as exc:
+                self.message_user(request, f"{spec.key}: {exc}", messages.WARNING)
+                continue
+            if problems:
+                listed = "; ".join(f"{p.path}: {p.kind}" for p in problems[:5])
+                self.message_user(request, f"{spec.key}: {listed}", messages.ERROR)
+            else:
+                self.message_user(request, f"{spec.key}: sound")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelSpec]:
         return (

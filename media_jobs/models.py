@@ -37,6 +37,7 @@ class Job(models.Model):
         CHARACTER = "character", "Register character"
         CAST = "cast", "Find the character"
         STORYBOARD = "storyboard", "Plan the storyboard"
+        MODEL_PULL = "model_pull", "Pull a model into the store"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -224,7 +225,19 @@ class ModelSpec(models.Model):
         MUSIC = "music", "Music"
         SPEECH = "speech", "Speech"
         TRANSCRIPTION = "transcription", "Transcription"
+        EMOTION = "emotion", "Speech emotion"
         FACES = "faces", "Faces"
+        LLM = "llm", "Storyboard LLM"
+
+    class Location(models.TextChoices):
+        LOCAL = "local", "Local weights (model store)"
+        API = "api", "Cloud API"
+        EMBEDDED = "embedded", "Embedded (no weights to fetch)"
+
+    class Bundle(models.TextChoices):
+        ESSENTIAL = "essential", "Essential"
+        RECOMMENDED = "recommended", "Recommended"
+        ALL = "all", "All"
 
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
@@ -237,6 +250,33 @@ class ModelSpec(models.Model):
         default=0.0, help_text="GPU memory it needs; 0 runs on the CPU queue."
     )
     enabled = models.BooleanField(default=True)
+    # From the studio's plan (workers/modelstore/registry.yaml): what runs
+    # it, where its weights come from, what it may do, how good and fast.
+    provider = models.CharField(max_length=40, blank=True)
+    # A model added by hand (an engine of STUDIO_SCENE_ENGINES) brings its
+    # own weights: nothing for the store to fetch.
+    location = models.CharField(
+        max_length=20, choices=Location.choices, default=Location.EMBEDDED
+    )
+    repo = models.CharField(
+        max_length=200, blank=True, help_text="Hugging Face repository (owner/name)."
+    )
+    files = models.JSONField(
+        default=list, blank=True, help_text="Allow-patterns of the files to fetch."
+    )
+    cpu = models.BooleanField(default=False, help_text="Can also run on a CPU.")
+    params = models.JSONField(default=dict, blank=True)
+    quality = models.PositiveSmallIntegerField(
+        default=0, help_text="1..10 (0: not rated): chosen first for quality."
+    )
+    speed = models.PositiveSmallIntegerField(
+        default=0, help_text="1..10 (0: not rated): chosen first for speed."
+    )
+    api_key_setting = models.CharField(
+        max_length=60, blank=True, help_text="Setting holding an API model's key."
+    )
+    bundle = models.CharField(max_length=20, choices=Bundle.choices, default=Bundle.ALL)
+    licence = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

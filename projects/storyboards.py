@@ -25,10 +25,12 @@ from characters.models import Character
 from media_jobs import cache
 from media_jobs.models import CacheEntry, ModelSpec
 from media_jobs.queues import CPU_QUEUE, NoQueueForModel, live_queues
+from media_jobs.registry import api_key_present, store_path
 from workers.assembly.grading import GRADES
 from workers.assembly.motion import MOVES
 from workers.assembly.presets import OutputPreset, get_preset
 from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
+from workers.modelstore.store import installed
 from workers.storyboard import llm as llm_stage
 from workers.storyboard.planner import (
     ModelChoice,
@@ -96,14 +98,24 @@ def _model_kind(spec: ModelSpec) -> str:
     return "video" if spec.kind == ModelSpec.Kind.VIDEO else "image"
 
 
+def usable(spec: ModelSpec) -> bool:
+    """Whether this studio can run the model now: its weights are in the
+    model store (a local model), or its key is configured (an API model)."""
+    if spec.location == ModelSpec.Location.API:
+        return api_key_present(spec)
+    if spec.location == ModelSpec.Location.LOCAL:
+        return installed(store_path(), spec.key) is not None
+    return True
+
+
 def available_models() -> list[ModelChoice]:
-    """Enabled models this studio can run on a queue that is served. The
-    CPU queue always is (the planner runs on it); GPU queues count when a
-    worker is consuming them (``live_queues``). Until the registry rates
-    models, a model's GPU memory need stands for its quality and against
-    its speed; the photo engine is the fastest."""
+    """Enabled models this studio can run (``usable``) on a queue that is
+    served. The CPU queue always is (the planner runs on it); GPU queues
+    count when a worker is consuming them (``live_queues``)."""
     runnable = []
     for spec in ModelSpec.objects.filter(enabled=True).order_by("key"):
+        if not usable(spec):
+            continue
         try:
             runnable.append((spec, queue_for_model(spec.key)))
         except (UnknownModel, NoQueueForModel):
@@ -111,21 +123,14 @@ def available_models() -> list[ModelChoice]:
     # Asking the workers takes up to a second: only when a GPU queue matters.
     needs_gpu = any(queue != CPU_QUEUE for _, queue in runnable)
     live = {CPU_QUEUE, *(live_queues() if needs_gpu else ())}
-    choices = []
-    for spec, queue in runnable:
-        if queue not in live:
-            continue
-        choices.append(
-            ModelChoice(
-                key=spec.key,
-                kind=_model_kind(spec),
-                quality=round(spec.vram_gb * 10),
-                speed=100 if spec.engine == "photo" else -round(spec.vram_gb * 10),
-            )
-        )
+    choices = [
+        ModelChoice(spec.key, _model_kind(spec), spec.quality, spec.speed)
+        for spec, queue in runnable
+        if queue in live
+    ]
     if not any(c.key == "photo" for c in choices):
-        model_spec("photo")  # the built-in entry, made on first use
-        choices.append(ModelChoice("photo", "photo", 0, 100))
+        spec = model_spec("photo")  # the built-in entry, made on first use
+        choices.append(ModelChoice("photo", "photo", spec.quality, spec.speed))
     return choices
 
 

@@ -284,6 +284,19 @@ STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 STUDIO_SCENE_ENGINES = env_list("STUDIO_SCENE_ENGINES")
 # Downloaded model weights (the InsightFace pack, generators) on this host.
 STUDIO_MODEL_STORE = Path(env_str("STUDIO_MODEL_STORE", str(DATA_DIR / "models")))
+# Where `manage.py models pull` downloads from: the Hugging Face hub by
+# default, or a mirror (an empty endpoint is the library's default); a token
+# for gated repositories (STUDIO_HF_TOKEN_FILE for a secret file).
+STUDIO_HF_ENDPOINT = env_str("STUDIO_HF_ENDPOINT")
+STUDIO_HF_TOKEN = env_str("STUDIO_HF_TOKEN")
+# Cloud models are offered once their key is set.
+STUDIO_GEMINI_API_KEY = env_str("STUDIO_GEMINI_API_KEY")
+STUDIO_OPENAI_API_KEY = env_str("STUDIO_OPENAI_API_KEY")
+STUDIO_ANTHROPIC_API_KEY = env_str("STUDIO_ANTHROPIC_API_KEY")
+STUDIO_RUNWAY_API_KEY = env_str("STUDIO_RUNWAY_API_KEY")
+STUDIO_KLING_API_KEY = env_str("STUDIO_KLING_API_KEY")
+STUDIO_SUNO_API_KEY = env_str("STUDIO_SUNO_API_KEY")
+STUDIO_ELEVENLABS_API_KEY = env_str("STUDIO_ELEVENLABS_API_KEY")
 # Characters: the face provider new characters are registered with ("dlib",
 # embedded, or "insightface", from the model store), and the consistency gate
 # every scene of a character passes: generation attempts before a scene is

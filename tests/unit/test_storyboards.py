@@ -362,7 +362,7 @@ def gpu_model(settings):
     queues._live_cache = None
     ModelSpec.objects.create(
         key="big-gen", name="A 12 GB generator", kind=ModelSpec.Kind.VIDEO,
-        engine="drift-test", revision="1", vram_gb=12.0,
+        engine="drift-test", revision="1", vram_gb=12.0, quality=8, speed=2,
     )  # fmt: skip
     yield "big-gen"
     engines.cache_clear()

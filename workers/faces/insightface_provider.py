@@ -72,12 +72,15 @@ def choose_providers(available: Sequence[str]) -> list[str]:
 
 
 def pack_folder(model_dir: Path) -> Path:
-    """The folder that holds the pack's files: ``model_dir`` itself, or the
+    """The folder that holds the pack's files: ``model_dir`` itself, the
     ``buffalo_l/`` folder inside it when the zip was unpacked with its own
-    top folder."""
-    nested = model_dir / PACK_SUBFOLDER
-    if not (model_dir / DETECTOR_FILE).is_file() and nested.is_dir():
-        return nested
+    top folder, or ``models/buffalo_l/`` as the hub's repository lays it out
+    (``manage.py models pull``)."""
+    if (model_dir / DETECTOR_FILE).is_file():
+        return model_dir
+    for nested in (model_dir / PACK_SUBFOLDER, model_dir / "models" / PACK_SUBFOLDER):
+        if nested.is_dir():
+            return nested
     return model_dir
 
 

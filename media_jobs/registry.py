@@ -1,0 +1,112 @@
+"""The model registry's rows from the studio's plan
+(``workers/modelstore/registry.yaml``), and what the model store on this
+host holds of each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from workers.modelstore.registry import PlannedModel, planned_models
+from workers.modelstore.store import Installed, StoreError, installed, pull
+
+from .models import ModelSpec
+
+KINDS = {
+    "image": ModelSpec.Kind.IMAGE,
+    "video": ModelSpec.Kind.VIDEO,
+    "music": ModelSpec.Kind.MUSIC,
+    "speech": ModelSpec.Kind.SPEECH,
+    "transcription": ModelSpec.Kind.TRANSCRIPTION,
+    "emotion": ModelSpec.Kind.EMOTION,
+    "faces": ModelSpec.Kind.FACES,
+    "llm": ModelSpec.Kind.LLM,
+    "scene": ModelSpec.Kind.SCENE,
+}
+# What an operator sets in the admin and a sync leaves alone.
+OPERATOR_FIELDS = ("enabled", "revision")
+
+
+def spec_fields(planned: PlannedModel) -> dict[str, Any]:
+    return {
+        "name": planned.name[:200],
+        "kind": KINDS[planned.task],
+        "engine": planned.engine or planned.provider,
+        "revision": planned.revision,
+        "vram_gb": planned.vram_gb,
+        "enabled": planned.enabled,
+        "provider": planned.provider,
+        "location": planned.location,
+        "repo": planned.repo,
+        "files": list(planned.files),
+        "cpu": planned.cpu,
+        "params": dict(planned.params),
+        "quality": planned.quality,
+        "speed": planned.speed,
+        "api_key_setting": planned.api_key,
+        "bundle": planned.bundle,
+        "licence": planned.licence[:200],
+    }
+
+
+def sync_models(model: Any = ModelSpec, *, reset: bool = False) -> dict[str, list[str]]:
+    """Write the plan's models into the registry: new ones are added; known
+    ones take the plan's description but keep what the operator set
+    (enabled, revision) unless ``reset``. ``model`` lets a data migration
+    pass its historical model. Returns {"added": [...], "updated": [...]}."""
+    done: dict[str, list[str]] = {"added": [], "updated": []}
+    for key, planned in planned_models().items():
+        fields = spec_fields(planned)
+        row = model.objects.filter(key=key).first()
+        if row is None:
+            model.objects.create(key=key, **fields)
+            done["added"].append(key)
+            continue
+        keep = () if reset else OPERATOR_FIELDS
+        changed = {k: v for k, v in fields.items() if k not in keep}
+        if any(getattr(row, k) != v for k, v in changed.items()):
+            model.objects.filter(pk=row.pk).update(**changed)
+            done["updated"].append(key)
+    return done
+
+
+def store_path() -> Path:
+    return Path(settings.STUDIO_MODEL_STORE)
+
+
+def api_key_present(spec: ModelSpec) -> bool:
+    """An API model can be used once the setting it names holds a key."""
+    return bool(spec.api_key_setting and getattr(settings, spec.api_key_setting, ""))
+
+
+def state(spec: ModelSpec) -> str:
+    """What the admin and ``models list`` show: installed, missing or
+    damaged (a local model in this host's store), key set or no key (an API
+    model), embedded."""
+    if spec.location == ModelSpec.Location.API:
+        return "key set" if api_key_present(spec) else "no key"
+    if spec.location == ModelSpec.Location.EMBEDDED:
+        return "embedded"
+    try:
+        return "installed" if installed(store_path(), spec.key) else "missing"
+    except StoreError:  # a damaged manifest: pull or import again
+        return "damaged"
+
+
+def pull_spec(spec: ModelSpec, on_progress: Callable[[int, int], None]) -> Installed:
+    """Pull ``spec``'s files into this host's store from the configured hub
+    (``STUDIO_HF_ENDPOINT``, ``STUDIO_HF_TOKEN``); StoreError says why not."""
+    return pull(
+        store_path(),
+        spec.key,
+        repo_id=spec.repo,
+        revision=spec.revision,
+        allow_patterns=spec.files or None,
+        token=settings.STUDIO_HF_TOKEN or None,
+        endpoint=settings.STUDIO_HF_ENDPOINT or None,
+        progress=False,
+        on_progress=on_progress,
+    )
