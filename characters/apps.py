@@ -11,3 +11,11 @@ class CharactersConfig(AppConfig):
         from .jobs import register_job_kinds
 
         register_job_kinds()
+        # A worker can load the face models when it starts.
+        from media_jobs.heartbeat import register_preloader
+        from workers.faces.providers import INSIGHTFACE_KEY
+
+        from .registration import face_provider
+
+        register_preloader("dlib", lambda: face_provider("dlib"))
+        register_preloader(INSIGHTFACE_KEY, lambda: face_provider("insightface"))

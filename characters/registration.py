@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from django.conf import settings
@@ -31,10 +32,16 @@ from media_jobs.files import (
     spooled,
     store_file,
 )
+from media_jobs.heartbeat import MODEL_CACHE
 from workers.faces.base import FaceProvider, align
 from workers.faces.identity import build_identity, group_people, vector_from_bytes
 from workers.faces.images import load_rgb, save_rgb
-from workers.faces.providers import load_provider, provider_class
+from workers.faces.providers import (
+    INSIGHTFACE_KEY,
+    PROVIDERS,
+    make_provider,
+    provider_class,
+)
 from workers.faces.quality import REJECT
 from workers.faces.references import check_reference
 from workers.validation import UploadRejected, clean_display_name
@@ -60,11 +67,20 @@ class ReferenceRefused(ValueError):
 
 
 def face_provider(name: str | None = None) -> FaceProvider:
-    """The provider ``name`` (the studio's default when None), loaded once
-    per process, with this host's model store."""
-    return load_provider(
-        name or settings.STUDIO_FACE_PROVIDER, Path(settings.STUDIO_MODEL_STORE)
+    """The provider ``name`` (the studio's default when None) with this
+    host's model store, kept loaded by this process's model cache (which a
+    worker's heartbeat reports)."""
+    chosen = name or settings.STUDIO_FACE_PROVIDER
+    if chosen not in PROVIDERS:
+        raise ValueError(
+            f"unknown face provider {chosen!r}; choose one of: {', '.join(PROVIDERS)}"
+        )
+    store = Path(settings.STUDIO_MODEL_STORE)
+    key = "dlib" if chosen == "dlib" else f"{INSIGHTFACE_KEY}:{store}"
+    provider = MODEL_CACHE.get(
+        key, lambda _plan: make_provider(chosen, store), need_bytes=0
     )
+    return cast(FaceProvider, provider)
 
 
 def provider_threshold(name: str) -> float:

@@ -34,6 +34,7 @@ from .models import (
     TaskRun,
     Webhook,
     WebhookDelivery,
+    WorkerHeartbeat,
 )
 from .queues import NoQueueForModel, queue_for_vram
 from .registry import state as model_state
@@ -499,3 +500,36 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["webhook", "job"]
     search_fields = ["=job__id", "webhook__url", "error"]
     date_hierarchy = "created_at"
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """The farm's worker processes as they last reported (read-only)."""
+
+    list_display = [
+        "name",
+        "device",
+        "vram_free_gb",
+        "vram_total_gb",
+        "queue_list",
+        "loaded_models",
+        "last_seen",
+    ]
+    search_fields = ["name", "hostname", "device"]
+    readonly_fields = [f.name for f in WorkerHeartbeat._meta.fields]
+
+    @admin.display(description="queues")
+    def queue_list(self, beat: WorkerHeartbeat) -> str:
+        return ", ".join(beat.queues)
+
+    @admin.display(description="loaded models")
+    def loaded_models(self, beat: WorkerHeartbeat) -> str:
+        return ", ".join(f"{m['key']} ({m['policy']})" for m in beat.loaded) or "none"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: WorkerHeartbeat | None = None
+    ) -> bool:
+        return False

@@ -7,6 +7,6 @@ class MediaJobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Receivers of job_state_changed, and the tasks, in every process.
-        from . import admission, model_jobs, tasks  # noqa: F401
+        from . import admission, heartbeat, model_jobs, tasks  # noqa: F401
 
         model_jobs.register_job_kinds()

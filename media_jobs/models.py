@@ -372,3 +372,25 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.webhook}"
+
+
+class WorkerHeartbeat(models.Model):
+    """What a worker process last said about itself: its queues, its device
+    and free GPU memory, and the models it holds loaded. The planner takes
+    a queue as served while some worker on it has reported lately."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="node#pid")
+    hostname = models.CharField(max_length=200)
+    queues = models.JSONField(default=list)
+    device = models.CharField(max_length=200, default="cpu")
+    vram_total_gb = models.FloatField(default=0.0)
+    vram_free_gb = models.FloatField(null=True, blank=True)
+    loaded = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["hostname", "name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -15,10 +15,7 @@ work a smaller card or a CPU host could do as well.
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
-from kombu.exceptions import OperationalError
 
 CPU_QUEUE = "cpu"
 IO_QUEUE = "io"
@@ -67,28 +64,12 @@ def celery_priority(job_priority: int) -> int:
     return _CELERY_PRIORITY.get(job_priority, 6)
 
 
-_LIVE_TTL_S = 30.0
-_live_cache: tuple[float, frozenset[str]] | None = None
-
-
-def live_queues(timeout: float = 1.0) -> frozenset[str]:
-    """Queues some worker is consuming now (asked of the workers over the
-    broker, remembered for half a minute). Without a broker every task runs
-    in this process, so every queue is served."""
-    global _live_cache
+def live_queues() -> frozenset[str]:
+    """Queues some worker serves now: those of the workers that reported a
+    heartbeat lately (``media_jobs.heartbeat``). Without a broker every task
+    runs in this process, so every queue is served."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return frozenset([CPU_QUEUE, IO_QUEUE, *gpu_queues()])
-    now = time.monotonic()
-    if _live_cache is not None and now - _live_cache[0] < _LIVE_TTL_S:
-        return _live_cache[1]
-    from studio_site.celery import app
+    from .heartbeat import served_queues
 
-    try:
-        replies = app.control.inspect(timeout=timeout).active_queues() or {}
-    except (OSError, OperationalError):  # the broker is down: nothing is served
-        replies = {}
-    names = frozenset(
-        queue["name"] for queues in replies.values() for queue in queues or []
-    )
-    _live_cache = (now, names)
-    return names
+    return served_queues()

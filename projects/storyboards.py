@@ -111,7 +111,7 @@ def usable(spec: ModelSpec) -> bool:
 def available_models() -> list[ModelChoice]:
     """Enabled models this studio can run (``usable``) on a queue that is
     served. The CPU queue always is (the planner runs on it); GPU queues
-    count when a worker is consuming them (``live_queues``)."""
+    count while a worker on them sends heartbeats (``live_queues``)."""
     runnable = []
     for spec in ModelSpec.objects.filter(enabled=True).order_by("key"):
         if not usable(spec):
@@ -120,9 +120,7 @@ def available_models() -> list[ModelChoice]:
             runnable.append((spec, queue_for_model(spec.key)))
         except (UnknownModel, NoQueueForModel):
             continue
-    # Asking the workers takes up to a second: only when a GPU queue matters.
-    needs_gpu = any(queue != CPU_QUEUE for _, queue in runnable)
-    live = {CPU_QUEUE, *(live_queues() if needs_gpu else ())}
+    live = {CPU_QUEUE, *live_queues()}
     choices = [
         ModelChoice(spec.key, _model_kind(spec), spec.quality, spec.speed)
         for spec, queue in runnable

@@ -284,6 +284,12 @@ STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 STUDIO_SCENE_ENGINES = env_list("STUDIO_SCENE_ENGINES")
 # Downloaded model weights (the InsightFace pack, generators) on this host.
 STUDIO_MODEL_STORE = Path(env_str("STUDIO_MODEL_STORE", str(DATA_DIR / "models")))
+# Workers report their queues, GPU memory and loaded models this often; a
+# queue counts as served while a worker on it reported within the stale time.
+STUDIO_HEARTBEAT_S = env_float("STUDIO_HEARTBEAT_S", 15.0)
+STUDIO_HEARTBEAT_STALE_S = env_float("STUDIO_HEARTBEAT_STALE_S", 60.0)
+# Models a GPU worker loads when it starts (registry keys, comma-separated).
+STUDIO_PRELOAD_MODELS = env_list("STUDIO_PRELOAD_MODELS")
 # Where `manage.py models pull` downloads from: the Hugging Face hub by
 # default, or a mirror (an empty endpoint is the library's default); a token
 # for gated repositories (STUDIO_HF_TOKEN_FILE for a secret file).

@@ -16,6 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from media_jobs.heartbeat import MODEL_CACHE
 from media_jobs.models import Job, ModelSpec
 from media_jobs.registry import state, sync_models
 from tests.hub_server import HubServer
@@ -25,7 +26,6 @@ from tests.unit.workers.test_insightface_provider import (
     _embedder,
     _random_detector,
 )
-from workers.faces import providers
 from workers.modelstore.registry import planned_models
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +116,7 @@ def test_a_pulled_model_is_listed_verified_and_served_by_its_provider(
 
     # The face provider loads the pack from the store and runs it.
     settings.STUDIO_FACE_PROVIDER = "insightface"
-    providers._loaded.clear()
+    MODEL_CACHE.clear()
     picture = tmp_path / "squares.png"
     rng = np.random.default_rng(7)
     image = np.full((240, 360, 3), 90, dtype=np.uint8)
@@ -127,9 +127,12 @@ def test_a_pulled_model_is_listed_verified_and_served_by_its_provider(
     detected = StringIO()
     call_command("faces", "detect", str(picture), "--json", stdout=detected)
     report = json.loads(detected.getvalue())
-    providers._loaded.clear()
+    loaded = [entry["key"] for entry in MODEL_CACHE.loaded()]
+    MODEL_CACHE.clear()
     assert report["provider"] == "insightface"
     assert report["faces"]
+    # The process's model cache holds it (what a worker's heartbeat reports).
+    assert loaded == [f"{FACES}:{store}"]
 
 
 def test_verify_catches_a_corrupted_file(store, hub):
@@ -224,3 +227,41 @@ def test_the_planner_offers_a_local_model_only_once_installed_and_an_api_model_o
         assert offered["cloud-gen"].quality == 9
     finally:
         engines.cache_clear()
+
+
+def test_the_admin_lists_each_worker_with_its_memory_and_loaded_models(admin_client):
+    from media_jobs.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.create(
+        name="gpu24@host#7", hostname="gpu24@host", queues=["gpu-24", "gpu-16"],
+        device="cuda:0 Test Card", vram_total_gb=24.0, vram_free_gb=9.5,
+        loaded=[{"key": "sdxl-base", "need_bytes": 1, "policy": "gpu", "uses": 3,
+                 "last_used": 1.0}],
+    )  # fmt: skip
+
+    response = admin_client.get("/admin/media_jobs/workerheartbeat/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "cuda:0 Test Card" in html
+    assert "sdxl-base (gpu)" in html
+    assert "gpu-24, gpu-16" in html
+
+
+def test_a_worker_preloads_the_models_it_is_told_and_skips_what_it_cannot(
+    store, caplog
+):
+    from media_jobs.heartbeat import preload
+
+    MODEL_CACHE.clear()
+    try:
+        done = preload(["dlib", FACES, "no-such-model"])
+        loaded = [entry["key"] for entry in MODEL_CACHE.loaded()]
+    finally:
+        MODEL_CACHE.clear()
+
+    # dlib is embedded; the InsightFace pack is not in this store.
+    assert done == ["dlib"]
+    assert loaded == ["dlib"]
+    assert "preloading insightface-buffalo-l failed" in caplog.text
+    assert "no loader for preloading no-such-model" in caplog.text

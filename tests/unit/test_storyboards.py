@@ -353,20 +353,17 @@ def test_a_stalled_llm_falls_back_to_the_templates_and_says_so(project, chat):
 def gpu_model(settings):
     """A generator that needs 12 GB of GPU memory (the drifting test engine
     stands in for it), and no memory of which queues were served."""
-    from media_jobs import queues
     from media_jobs.models import ModelSpec
     from projects.scene_engines import engines
 
     settings.STUDIO_SCENE_ENGINES = ["tests.engines:DriftingEngine"]
     engines.cache_clear()
-    queues._live_cache = None
     ModelSpec.objects.create(
         key="big-gen", name="A 12 GB generator", kind=ModelSpec.Kind.VIDEO,
         engine="drift-test", revision="1", vram_gb=12.0, quality=8, speed=2,
     )  # fmt: skip
     yield "big-gen"
     engines.cache_clear()
-    queues._live_cache = None
 
 
 def test_the_planner_takes_a_gpu_model_only_while_its_queue_is_served(
@@ -374,10 +371,27 @@ def test_the_planner_takes_a_gpu_model_only_while_its_queue_is_served(
 ):
     from projects.storyboards import available_models
 
-    # No worker listens on the broker (Redis here): only the CPU is served.
+    # No worker has reported a heartbeat: only the CPU is served.
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    served = {m.key for m in available_models()}
-    assert served == {"photo"}
+    assert {m.key for m in available_models()} == {"photo"}
+
+    # A 16 GB card's worker reports, then falls silent.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from media_jobs.models import WorkerHeartbeat
+
+    beat = WorkerHeartbeat.objects.create(
+        name="gpu16@host#1", hostname="gpu16@host",
+        queues=["gpu-16", "gpu-8", "cpu", "io"],
+    )  # fmt: skip
+    assert {m.key for m in available_models()} == {"photo", gpu_model}
+    beat.last_seen = timezone.now() - timedelta(
+        seconds=settings.STUDIO_HEARTBEAT_STALE_S + 1
+    )
+    beat.save()
+    assert {m.key for m in available_models()} == {"photo"}
 
     # In-process (the embedded default) every queue is served here.
     settings.CELERY_TASK_ALWAYS_EAGER = True

@@ -47,6 +47,11 @@ def provider_class(name: str) -> type:
     raise ValueError(f"unknown face provider {name!r}")
 
 
+def make_provider(name: str, model_store: Path | None) -> FaceProvider:
+    """A new provider ``name`` (no cache: a worker's model cache keeps it)."""
+    return _make(name, model_store)
+
+
 def _make(name: str, model_store: Path | None) -> FaceProvider:
     if name == "dlib":
         from .dlib_provider import DlibProvider

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from media_jobs.heartbeat import NAME_ENV, QUEUES_ENV
 from media_jobs.queues import queues_for_worker
 
 
@@ -105,6 +106,10 @@ class Command(BaseCommand):
             schedule = settings.DATA_DIR / "celerybeat-schedule"
             argv += ["--beat", "--schedule", str(schedule)]
         self.stderr.write(f"worker {hostname}: queues {', '.join(queues)}")
+        # Each pool process reports its heartbeat under this name
+        # (media_jobs.heartbeat); the processes fork from this one.
+        os.environ[NAME_ENV] = hostname
+        os.environ[QUEUES_ENV] = ",".join(queues)
         from studio_site.celery import app
 
         app.worker_main(argv)

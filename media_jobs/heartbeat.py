@@ -1,0 +1,138 @@
+"""Worker heartbeats: each worker process started by ``manage.py worker``
+reports its queues, device, free GPU memory and loaded models every
+``STUDIO_HEARTBEAT_S`` seconds; the planner takes a queue as served while a
+worker on it has reported within ``STUDIO_HEARTBEAT_STALE_S``.
+
+The worker command puts its name and queues in the environment of the
+process it becomes; each pool process (they fork from it) starts a reporting
+thread when it starts (Celery's ``worker_process_init``), so the report
+describes the process that holds the models.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery.signals import worker_process_init, worker_process_shutdown
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from workers.modelstore.cache import ModelCache
+from workers.modelstore.memory import GiB, device_memory
+
+from .models import WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+NAME_ENV = "STUDIO_WORKER_NAME"
+QUEUES_ENV = "STUDIO_WORKER_QUEUES"
+
+# The models this process holds loaded between tasks (one per process: a
+# GPU worker runs one process per card).
+MODEL_CACHE = ModelCache()
+
+_stop = threading.Event()
+
+# What a worker can load at start (STUDIO_PRELOAD_MODELS): a registry key and
+# a function that loads it into MODEL_CACHE. Apps add theirs when ready.
+PRELOADERS: dict[str, Callable[[], object]] = {}
+
+
+def register_preloader(key: str, load: Callable[[], object]) -> None:
+    PRELOADERS[key] = load
+
+
+def preload(keys: list[str]) -> list[str]:
+    """Load the models ``keys`` now, so the first task finds them ready;
+    one that cannot be loaded is logged and skipped. The keys loaded."""
+    done = []
+    for key in keys:
+        load = PRELOADERS.get(key)
+        if load is None:
+            logger.warning("no loader for preloading %s: skipped", key)
+            continue
+        try:
+            load()
+        except Exception:  # the worker still serves what it can
+            logger.exception("preloading %s failed", key)
+            continue
+        done.append(key)
+    return done
+
+
+def device_name() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    index = torch.cuda.current_device()
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+
+
+def report(name: str, queues: list[str], cache: ModelCache = MODEL_CACHE) -> None:
+    """Write this process's heartbeat row now."""
+    memory = device_memory()
+    free, total = memory if memory is not None else (None, 0)
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        name=name,
+        defaults={
+            "hostname": name.split("#", 1)[0],
+            "queues": list(queues),
+            "device": device_name(),
+            "vram_total_gb": round(total / GiB, 2),
+            "vram_free_gb": round(free / GiB, 2) if free is not None else None,
+            "loaded": cache.loaded(),
+            "last_seen": now,
+        },
+        create_defaults={"started_at": now},
+    )
+
+
+def _beat(name: str, queues: list[str]) -> None:
+    while not _stop.is_set():
+        try:
+            report(name, queues)
+        except Exception:  # the next beat tries again; a task is not at stake
+            logger.exception("worker heartbeat failed")
+        finally:
+            close_old_connections()
+        _stop.wait(settings.STUDIO_HEARTBEAT_S)
+    connection.close()
+
+
+@worker_process_init.connect
+def start_heartbeat(**_: Any) -> None:
+    node = os.environ.get(NAME_ENV)
+    if not node:
+        return  # a worker not started by `manage.py worker` (tests, tools)
+    queues = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+    _stop.clear()
+    preload(list(settings.STUDIO_PRELOAD_MODELS))
+    thread = threading.Thread(
+        target=_beat, args=(f"{node}#{os.getpid()}", queues), daemon=True
+    )
+    thread.start()
+
+
+@worker_process_shutdown.connect
+def stop_heartbeat(**_: Any) -> None:
+    _stop.set()
+    node = os.environ.get(NAME_ENV)
+    if node:
+        WorkerHeartbeat.objects.filter(name=f"{node}#{os.getpid()}").delete()
+
+
+def served_queues() -> frozenset[str]:
+    """Queues some worker reported serving within the staleness window."""
+    since = timezone.now() - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S)
+    rows = WorkerHeartbeat.objects.filter(last_seen__gte=since)
+    return frozenset(q for row in rows.values_list("queues", flat=True) for q in row)
