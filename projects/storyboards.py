@@ -30,7 +30,7 @@ from workers.assembly.grading import GRADES
 from workers.assembly.motion import MOVES
 from workers.assembly.presets import OutputPreset, get_preset
 from workers.assembly.transitions import MAX_DURATION, TRANSITIONS
-from workers.modelstore.store import installed
+from workers.modelstore.store import StoreError, installed
 from workers.storyboard import llm as llm_stage
 from workers.storyboard.planner import (
     ModelChoice,
@@ -104,7 +104,10 @@ def usable(spec: ModelSpec) -> bool:
     if spec.location == ModelSpec.Location.API:
         return api_key_present(spec)
     if spec.location == ModelSpec.Location.LOCAL:
-        return installed(store_path(), spec.key) is not None
+        try:
+            return installed(store_path(), spec.key) is not None
+        except StoreError:  # a damaged manifest: not until pulled again
+            return False
     return True
 
 
