@@ -12,7 +12,7 @@ export DJANGO_SETTINGS_MODULE := studio_site.settings
 
 .PHONY: install demo test serve migrate lint typecheck clean
 
-$(STAMP): requirements/base.txt requirements/dev.txt
+$(STAMP): requirements/base.txt requirements/gpu.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
