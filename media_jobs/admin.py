@@ -303,7 +303,10 @@ class ModelSpecAdmin(admin.ModelAdmin):
         """In this host's model store, or what an API model needs."""
         return model_state(spec)
 
-    @admin.action(description="Pull the selected models into the model store")
+    @admin.action(
+        description="Pull the selected models into the model store",
+        permissions=["change"],
+    )
     def pull_models(self, request: HttpRequest, queryset: QuerySet[ModelSpec]) -> None:
         for spec in queryset:
             try:
@@ -319,7 +322,10 @@ class ModelSpecAdmin(admin.ModelAdmin):
                 ),
             )
 
-    @admin.action(description="Verify the selected models' files (sizes, hashes)")
+    @admin.action(
+        description="Verify the selected models' files (sizes, hashes)",
+        permissions=["change"],
+    )
     def verify_models(
         self, request: HttpRequest, queryset: QuerySet[ModelSpec]
     ) -> None:

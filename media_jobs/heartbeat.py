@@ -38,6 +38,7 @@ QUEUES_ENV = "STUDIO_WORKER_QUEUES"
 MODEL_CACHE = ModelCache()
 
 _stop = threading.Event()
+_thread: threading.Thread | None = None
 
 # What a worker can load at start (STUDIO_PRELOAD_MODELS): a registry key and
 # a function that loads it into MODEL_CACHE. Apps add theirs when ready.
@@ -98,6 +99,14 @@ def report(name: str, queues: list[str], cache: ModelCache = MODEL_CACHE) -> Non
 
 
 def _beat(name: str, queues: list[str]) -> None:
+    # Preloading takes as long as loading the models: here, not in the
+    # process's start-up, which Celery gives a few seconds before it kills
+    # the process as hung. The first heartbeat goes out first.
+    try:
+        report(name, queues)
+    except Exception:
+        logger.exception("worker heartbeat failed")
+    preload(list(settings.STUDIO_PRELOAD_MODELS))
     while not _stop.is_set():
         try:
             report(name, queues)
@@ -115,17 +124,20 @@ def start_heartbeat(**_: Any) -> None:
     if not node:
         return  # a worker not started by `manage.py worker` (tests, tools)
     queues = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+    global _thread
     _stop.clear()
-    preload(list(settings.STUDIO_PRELOAD_MODELS))
-    thread = threading.Thread(
+    _thread = threading.Thread(
         target=_beat, args=(f"{node}#{os.getpid()}", queues), daemon=True
     )
-    thread.start()
+    _thread.start()
 
 
 @worker_process_shutdown.connect
 def stop_heartbeat(**_: Any) -> None:
     _stop.set()
+    if _thread is not None:
+        # A beat under way would write the row again after the delete.
+        _thread.join(timeout=10)
     node = os.environ.get(NAME_ENV)
     if node:
         WorkerHeartbeat.objects.filter(name=f"{node}#{os.getpid()}").delete()

@@ -4,6 +4,7 @@ host holds of each."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,13 @@ KINDS = {
     "llm": ModelSpec.Kind.LLM,
     "scene": ModelSpec.Kind.SCENE,
 }
+COMMIT = re.compile(r"[0-9a-f]{40}")
 # What an operator sets in the admin and a sync leaves alone.
 OPERATOR_FIELDS = ("enabled", "revision")
+# What says which outputs a model made (cache entries and scenes name the
+# key): never changed on an existing row, as in the admin.
+IDENTITY_FIELDS = ("kind", "engine")
+API_KEY_SETTING = re.compile(r"STUDIO_[A-Z0-9_]+_API_KEY")
 
 
 def spec_fields(planned: PlannedModel) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def sync_models(model: Any = ModelSpec, *, reset: bool = False) -> dict[str, lis
             model.objects.create(key=key, **fields)
             done["added"].append(key)
             continue
-        keep = () if reset else OPERATOR_FIELDS
+        keep = IDENTITY_FIELDS + (() if reset else OPERATOR_FIELDS)
         changed = {k: v for k, v in fields.items() if k not in keep}
         if any(getattr(row, k) != v for k, v in changed.items()):
             model.objects.filter(pk=row.pk).update(**changed)
@@ -78,8 +84,22 @@ def store_path() -> Path:
 
 
 def api_key_present(spec: ModelSpec) -> bool:
-    """An API model can be used once the setting it names holds a key."""
-    return bool(spec.api_key_setting and getattr(settings, spec.api_key_setting, ""))
+    """An API model can be used once the setting it names holds a key (only
+    ``STUDIO_*_API_KEY`` settings count, so a row cannot point elsewhere)."""
+    name = spec.api_key_setting
+    if not API_KEY_SETTING.fullmatch(name or ""):
+        return False
+    return bool(getattr(settings, name, ""))
+
+
+def record_revision(spec: ModelSpec, pulled: Installed) -> None:
+    """A registry entry naming a branch or tag takes the commit the pull
+    resolved it to, so every host pulls that same commit from now on and
+    cached outputs name what made them."""
+    if pulled.revision and not COMMIT.fullmatch(spec.revision):
+        ModelSpec.objects.filter(pk=spec.pk, revision=spec.revision).update(
+            revision=pulled.revision
+        )
 
 
 def state(spec: ModelSpec) -> str:
@@ -99,7 +119,7 @@ def state(spec: ModelSpec) -> str:
 def pull_spec(spec: ModelSpec, on_progress: Callable[[int, int], None]) -> Installed:
     """Pull ``spec``'s files into this host's store from the configured hub
     (``STUDIO_HF_ENDPOINT``, ``STUDIO_HF_TOKEN``); StoreError says why not."""
-    return pull(
+    pulled = pull(
         store_path(),
         spec.key,
         repo_id=spec.repo,
@@ -110,3 +130,5 @@ def pull_spec(spec: ModelSpec, on_progress: Callable[[int, int], None]) -> Insta
         progress=False,
         on_progress=on_progress,
     )
+    record_revision(spec, pulled)
+    return pulled

@@ -116,7 +116,11 @@ def available_models() -> list[ModelChoice]:
     served. The CPU queue always is (the planner runs on it); GPU queues
     count while a worker on them sends heartbeats (``live_queues``)."""
     runnable = []
-    for spec in ModelSpec.objects.filter(enabled=True).order_by("key"):
+    # Models that make a scene's picture (not faces, music or an LLM).
+    pictures = [ModelSpec.Kind.SCENE, ModelSpec.Kind.IMAGE, ModelSpec.Kind.VIDEO]
+    for spec in ModelSpec.objects.filter(enabled=True, kind__in=pictures).order_by(
+        "key"
+    ):
         if not usable(spec):
             continue
         try:

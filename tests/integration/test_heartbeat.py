@@ -48,7 +48,7 @@ def test_a_gpu_worker_reports_its_queues_and_its_queue_counts_as_served(
     )
     assert beat.name.startswith("card@test#")
     assert beat.queues == ["gpu-16", "gpu-8"]
-    assert beat.device == "cpu"  # no GPU on this host: torch or CUDA is absent
+    assert beat.device == "cpu" or beat.device.startswith("cuda:")
     assert beat.loaded == []
     first = beat.last_seen
     _wait_for(

@@ -54,7 +54,7 @@ def hub(settings, tmp_path):
     }
     files["models/antelopev2/unwanted.onnx"] = b"not in the allow-patterns"
     with HubServer() as server:
-        server.add_repo(ModelSpec.objects.get(key=FACES).repo, files)
+        server.commit = server.add_repo(ModelSpec.objects.get(key=FACES).repo, files)
         settings.STUDIO_HF_ENDPOINT = server.url
         yield server
 
@@ -265,3 +265,59 @@ def test_a_worker_preloads_the_models_it_is_told_and_skips_what_it_cannot(
     assert loaded == ["dlib"]
     assert "preloading insightface-buffalo-l failed" in caplog.text
     assert "no loader for preloading no-such-model" in caplog.text
+
+
+def test_a_pull_records_the_commit_its_branch_resolved_to(store, hub):
+    spec = ModelSpec.objects.get(key=FACES)
+    assert spec.revision == "main"
+
+    _run("pull", FACES, "--quiet")
+
+    spec.refresh_from_db()
+    assert spec.revision == hub.commit
+    assert len(hub.commit) == 40
+
+
+def test_sync_never_changes_what_says_which_outputs_a_model_made():
+    ModelSpec.objects.filter(key="sdxl-base").update(engine="my-sdxl", kind="scene")
+
+    sync_models(reset=True)
+
+    spec = ModelSpec.objects.get(key="sdxl-base")
+    assert (spec.engine, spec.kind) == ("my-sdxl", "scene")
+
+
+def test_verify_of_the_whole_store_counts_a_damaged_manifest(store, hub):
+    _run("pull", FACES, "--quiet")
+    (store / FACES / "studio-manifest.json").write_text("{not json")
+
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 model\\(s\\) failed verification"):
+        call_command("models", "verify", stdout=out)
+    assert FACES in out.getvalue()
+
+
+def test_only_models_that_make_pictures_are_offered_for_scenes(store, settings):
+    from projects.scene_engines import engines
+    from projects.storyboards import available_models
+
+    settings.STUDIO_SCENE_ENGINES = ["tests.engines:DriftingEngine"]
+    engines.cache_clear()
+    ModelSpec.objects.create(
+        key="face-helper", name="A face model", kind=ModelSpec.Kind.FACES,
+        engine="drift-test", revision="1", quality=9,
+    )  # fmt: skip
+    try:
+        assert "face-helper" not in {m.key for m in available_models()}
+    finally:
+        engines.cache_clear()
+
+
+def test_an_api_model_names_only_a_studio_api_key_setting(settings):
+    from media_jobs.registry import api_key_present
+
+    spec = ModelSpec(key="x", api_key_setting="SECRET_KEY", location="api")
+    assert not api_key_present(spec)  # SECRET_KEY is set, but not an API key
+    spec.api_key_setting = "STUDIO_SUNO_API_KEY"
+    settings.STUDIO_SUNO_API_KEY = "s-1"
+    assert api_key_present(spec)

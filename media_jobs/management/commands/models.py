@@ -162,18 +162,33 @@ class Command(BaseCommand):
 
     def _verify(self, opts: dict[str, Any]) -> None:
         store = store_path()
-        keys = [opts["key"]] if opts["key"] else [m.key for m in list_installed(store)]
+        # Every model folder, so a damaged manifest counts as a failure too.
+        keys = (
+            [opts["key"]]
+            if opts["key"]
+            else sorted(
+                p.name
+                for p in (store.iterdir() if store.is_dir() else [])
+                if p.is_dir() and not p.name.startswith(".")
+            )
+        )
         bad = 0
         for key in keys:
             try:
                 found = installed(store, key)
             except StoreError as exc:
-                raise CommandError(f"{key}: {exc}") from exc
+                self.stdout.write(f"{key}: {exc}")
+                bad += 1
+                continue
             if found is None:
-                raise CommandError(
-                    f"{key} is not in the model store; run: python manage.py"
-                    f" models pull {key}"
-                )
+                if opts["key"]:
+                    raise CommandError(
+                        f"{key} is not in the model store; run: python manage.py"
+                        f" models pull {key}"
+                    )
+                self.stdout.write(f"{key}: no manifest (pull or import it again)")
+                bad += 1
+                continue
             problems = verify(store, key)
             if not problems:
                 self.stdout.write(f"{key}: sound")
