@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from . import lifecycle, scheduler
-from .models import Job
+from .models import Job, WorkerHeartbeat
 from .orchestration import send_canvas
 
 logger = logging.getLogger(__name__)
@@ -92,4 +93,19 @@ def reconcile() -> Reconciled:
             if lifecycle.fail(job_id, lifecycle.describe_error(exc)):
                 outcome.failed.append(job_id)
     outcome.admitted = scheduler.admit()
+    forget_silent_workers()
     return outcome
+
+
+# A worker silent this many stale windows was killed, not paused: its row goes.
+SILENT_WINDOWS = 10
+
+
+def forget_silent_workers() -> int:
+    """Remove the heartbeats of worker processes that stopped without saying
+    so (killed at a hard time limit, out of memory); the count removed."""
+    since = timezone.now() - timedelta(
+        seconds=SILENT_WINDOWS * settings.STUDIO_HEARTBEAT_STALE_S
+    )
+    removed, _ = WorkerHeartbeat.objects.filter(last_seen__lt=since).delete()
+    return removed

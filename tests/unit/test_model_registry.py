@@ -321,3 +321,22 @@ def test_an_api_model_names_only_a_studio_api_key_setting(settings):
     spec.api_key_setting = "STUDIO_SUNO_API_KEY"
     settings.STUDIO_SUNO_API_KEY = "s-1"
     assert api_key_present(spec)
+
+
+def test_the_reconciler_forgets_workers_silent_for_ten_stale_windows(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from media_jobs.models import WorkerHeartbeat
+    from media_jobs.reconciler import forget_silent_workers
+
+    now = timezone.now()
+    window = settings.STUDIO_HEARTBEAT_STALE_S
+    for name, age in (("quiet#1", 2 * window), ("killed#2", 11 * window)):
+        WorkerHeartbeat.objects.create(
+            name=name, hostname=name, last_seen=now - timedelta(seconds=age)
+        )
+
+    assert forget_silent_workers() == 1
+    assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["quiet#1"]

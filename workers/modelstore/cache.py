@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,7 @@ class ModelCache:
         # coarse clock cannot make the eviction order ambiguous.
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.RLock()
+        self._pins: dict[str, int] = {}  # key -> blocks using it now
         self.evictions: list[str] = []
 
     def get(
@@ -135,10 +137,10 @@ class ModelCache:
                 self._entries.move_to_end(key)
                 return entry.value
             if self.max_entries is not None:
-                while len(self._entries) >= self.max_entries:
-                    self._evict_lru()
-            while self._entries and not self._fits_on_gpu(need_bytes):
-                self._evict_lru()
+                while len(self._entries) >= self.max_entries and self._evict_lru():
+                    pass
+            while not self._fits_on_gpu(need_bytes) and self._evict_lru():
+                pass
             plan = choose_policy(
                 need_bytes, self._free_memory(), cpu_allowed=cpu_allowed
             )
@@ -165,9 +167,32 @@ class ModelCache:
             return False
         return plan.policy is Policy.GPU
 
-    def _evict_lru(self) -> None:
-        key = next(iter(self._entries))
-        self._drop(key)
+    def _evict_lru(self) -> bool:
+        """Evict the least recently used entry no task is using; False when
+        there is none."""
+        for key in self._entries:
+            if not self._pins.get(key):
+                self._drop(key)
+                return True
+        return False
+
+    @contextmanager
+    def using(
+        self, key: str, load: Loader, *, need_bytes: int, cpu_allowed: bool = True
+    ) -> Iterator[object]:
+        """``get``, with the entry kept loaded until the block ends: a task
+        using two models cannot have the first evicted to make room for the
+        second."""
+        with self._lock:
+            value = self.get(key, load, need_bytes=need_bytes, cpu_allowed=cpu_allowed)
+            self._pins[key] = self._pins.get(key, 0) + 1
+        try:
+            yield value
+        finally:
+            with self._lock:
+                self._pins[key] -= 1
+                if not self._pins[key]:
+                    del self._pins[key]
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key)

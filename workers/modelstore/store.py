@@ -305,6 +305,12 @@ def pull(
             raise StoreError(
                 f"no file of '{repo_id}' at {commit} matches allow_patterns {patterns}"
             )
+        reserved = [p for p in wanted if _reserved(p)]
+        if reserved:
+            raise StoreError(
+                f"'{repo_id}' holds files the model store keeps for itself"
+                f" ({', '.join(reserved[:3])}); narrow the model's file patterns"
+            )
         # snapshot_download returns a partial folder as it is when the hub cannot
         # be reached, so the listing, not its return, says whether we are done.
         short = [p for p in wanted if not _has_size(partial / p, expected[p])]
@@ -709,6 +715,13 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _reserved(path: str) -> bool:
+    """The store's own names (its manifest, the hub library's cache folder)
+    cannot be model files: an install holding them would not verify."""
+    parts = PurePosixPath(path).parts
+    return path == MANIFEST or (bool(parts) and parts[0] == ".cache")
 
 
 def _safe_relative(path: object) -> str:

@@ -563,3 +563,24 @@ def test_device_memory_reads_free_and_total_from_cuda(
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", _fake_torch(available=True))
     assert device_memory(1) == (3 * GiB + 1, 8 * GiB)
+
+
+def test_a_model_in_use_is_not_evicted_to_make_room_for_another() -> None:
+    card = FakeCard(total=10 * GiB)
+    cache = card.cache()
+    card.get(cache, "spare", 3)
+    need = 6 * GiB
+
+    with cache.using("base", card.loader("base", need), need_bytes=need) as base:
+        # The adapter needs more than is free: the idle model goes, the one
+        # in use stays, and the adapter is offloaded rather than evicting it.
+        card.get(cache, "adapter", 6)
+        assert "base" in cache and "spare" not in cache
+        assert base is not None
+
+    assert cache.evictions == ["spare"]
+    policies = {e["key"]: e["policy"] for e in cache.loaded()}
+    assert policies == {"base": "gpu", "adapter": "model_cpu_offload"}
+    # Once the block is over, the base model is evictable again.
+    card.get(cache, "next", 9)
+    assert "base" not in cache

@@ -704,3 +704,13 @@ def test_an_interrupted_pull_leaves_an_old_install_in_place(hub, store):
     assert installed(store, "tiny") == first
     assert verify(store, "tiny") == []
     assert os.listdir(store / "tiny")  # untouched until the new one is complete
+
+
+@pytest.mark.parametrize("name", [MANIFEST, ".cache/huggingface/x.json"])
+def test_a_repo_holding_a_name_the_store_keeps_for_itself_is_refused(hub, store, name):
+    hub.add_repo("studio/odd", {"model.safetensors": b"w" * 64, name: b"{}"})
+
+    with pytest.raises(StoreError, match="keeps for itself"):
+        _pull(store, hub, key="odd", repo_id="studio/odd", allow_patterns=None)
+
+    assert installed(store, "odd") is None
