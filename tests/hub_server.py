@@ -34,7 +34,8 @@ header".
 
 Every request is recorded in ``.requests``, and switches make the next
 requests fail (``fail_next``), drop the connection part-way through a body
-(``drop_next``), go slowly (``slow``) or stop part-way until released
+(``drop_next``), arrive damaged (``corrupt_next``), go slowly (``slow``) or
+stop part-way until released
 (``hold``).
 """
 
@@ -54,6 +55,14 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 LFS_PATTERNS = ("*.safetensors", "*.bin", "*.onnx", "*.gguf", "*.pt", "*.ckpt")
 CHUNK = 16 * 1024
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The Git LFS pointer file a large file's git blob holds."""
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
+        f"size {size}\n"
+    ).encode()
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -154,6 +163,7 @@ class HubServer:
         self._requests: list[HubRequest] = []
         self._fails: list[_Switch] = []
         self._drops: list[_Switch] = []
+        self._corrupts: list[_Switch] = []
         self._holds: list[_Switch] = []
         self._lock = threading.Lock()
         self.held = threading.Event()  # set when a held body has stopped
@@ -272,6 +282,12 @@ class HubServer:
         the next ``n`` downloads of ``file`` (any file when None)."""
         with self._lock:
             self._drops.append(_Switch(n, "GET", file, None, after=after))
+
+    def corrupt_next(self, n: int = 1, *, file: str | None = None) -> None:
+        """Flip one byte in the middle of the next ``n`` downloads of ``file``
+        (the headers still describe the true file): damage in transit."""
+        with self._lock:
+            self._corrupts.append(_Switch(n, "GET", file, None))
 
     def hold(self, file: str, *, after: int) -> None:
         """Stop the next download of ``file`` after ``after`` bytes, set
@@ -471,7 +487,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     sha256 = hashlib.sha256(data).hexdigest()
                     # A stand-in for the LFS pointer file git stores: the
                     # client only uses its size and the oid it hashes to.
-                    pointer = f"oid sha256:{sha256}\nsize {len(data)}\n".encode()
+                    pointer = lfs_pointer(sha256, len(data))
                     entry["oid"] = git_blob_sha1(pointer)
                     entry["lfs"] = {
                         "oid": sha256,
@@ -554,6 +570,9 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._status(request, status, headers)
             if request.method == "HEAD":
                 return
+            if body and hub._take(hub._corrupts, request) is not None:
+                middle = len(body) // 2
+                body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
             drop = hub._take(hub._drops, request)
             hold = hub._take(hub._holds, request)
             stop = (

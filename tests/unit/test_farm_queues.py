@@ -3,6 +3,8 @@ queues a worker of a given size serves."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -57,3 +59,13 @@ def test_the_worker_command_rejects_a_bad_memory_size(monkeypatch):
         call_command("worker", "--print-queues")
     with pytest.raises(CommandError, match="needs a GPU"):
         call_command("worker", "--gpu-only", "--vram", "4", "--print-queues")
+
+
+def test_a_worker_is_pinned_to_its_card(monkeypatch, capsys):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    call_command("worker", "--vram", "24", "--gpu", "1", "--print-queues")
+
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(CommandError, match="needs --vram"):
+        call_command("worker", "--gpu", "0", "--print-queues")

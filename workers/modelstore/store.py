@@ -25,7 +25,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -324,6 +324,14 @@ def pull(
             # Left by an interrupted pull of another commit of the same repo.
             (partial / leftover).unlink()
         records = tuple(_record(partial, p) for p in wanted)
+        damaged = _against_hub(records, {f.path: f for f in listing}, partial)
+        if damaged:
+            for path in damaged:  # fetched again by the next pull
+                (partial / path).unlink(missing_ok=True)
+            raise StoreError(
+                f"{len(damaged)} file(s) of '{repo_id}' arrived damaged (not the"
+                f" hub's hash: {', '.join(damaged[:3])}); run the pull again"
+            )
         return _install(
             store,
             key,
@@ -702,6 +710,56 @@ def _has_size(path: Path, size: int) -> bool:
         return path.is_file() and path.stat().st_size == size
     except OSError:
         return False
+
+
+def _against_hub(
+    records: Sequence[FileRecord], listing: Mapping[str, Any], root: Path
+) -> list[str]:
+    """The files whose bytes are not what the hub lists: large files by their
+    LFS sha256, small ones by their git blob id (sha1 of "blob <size>\\0" and
+    the bytes), or, when the listing gives only a large file's blob id, by
+    the id of its LFS pointer. What the hub does not say is not checked."""
+    damaged = []
+    for record in records:
+        entry = listing.get(record.path)
+        lfs_info = getattr(entry, "lfs", None)
+        lfs = (
+            lfs_info.get("sha256")
+            if isinstance(lfs_info, Mapping)
+            else getattr(lfs_info, "sha256", None)
+        )
+        blob = getattr(entry, "blob_id", None)
+        if lfs:
+            if lfs != record.sha256:
+                damaged.append(record.path)
+        elif blob and blob not in (
+            _git_blob_id(root / record.path),
+            _lfs_pointer_blob_id(record),
+        ):
+            damaged.append(record.path)
+    return damaged
+
+
+def _lfs_pointer_blob_id(record: FileRecord) -> str:
+    """The git blob id of the Git LFS pointer naming this file's sha256 and
+    size: what the hub's listing gives for a large file (its pointer is what
+    git stores), so a match proves the bytes are the ones the hub named."""
+    pointer = (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{record.sha256}\n"
+        f"size {record.size}\n"
+    ).encode()
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(f"blob {len(pointer)}\0".encode() + pointer)
+    return digest.hexdigest()
+
+
+def _git_blob_id(path: Path) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _record(root: Path, relative: str) -> FileRecord:

@@ -4,6 +4,7 @@ machine can serve.
     python manage.py worker                # CPU host: cpu, io
     python manage.py worker --vram 24      # + gpu-8, gpu-16, gpu-24
     STUDIO_WORKER_VRAM=48 python manage.py worker --gpu-only --beat
+    python manage.py worker --vram 24 --gpu 1 --gpu-only   # one per card
 
 A GPU host runs one task at a time by default (``--concurrency``): two models
 on one card would share its memory.
@@ -51,6 +52,14 @@ class Command(BaseCommand):
             default=None,
             help="Parallel tasks (default: 1 with a GPU, else the CPU count).",
         )
+        parser.add_argument(
+            "--gpu",
+            type=int,
+            default=None,
+            metavar="INDEX",
+            help="The card this worker uses (CUDA_VISIBLE_DEVICES): run one"
+            " worker per GPU, each with its own index and --vram.",
+        )
         parser.add_argument("--hostname", default=None, help="Worker node name.")
         parser.add_argument(
             "--beat",
@@ -82,12 +91,20 @@ class Command(BaseCommand):
                 " a long task may run twice; raise STUDIO_VISIBILITY_TIMEOUT and"
                 " STUDIO_STALE_JOB_S on every host"
             )
+        gpu = options["gpu"]
+        if gpu is not None:
+            if gpu < 0 or vram <= 0:
+                raise CommandError("--gpu takes a card index and needs --vram")
+            # Set before anything imports torch: the worker then sees only
+            # its own card, as device 0.
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
         if options["print_queues"]:
             self.stdout.write(",".join(queues))
             return
         concurrency = options["concurrency"] or (1 if vram > 0 else os.cpu_count() or 1)
+        card = f".{gpu}" if gpu is not None else ""
         hostname = options["hostname"] or (
-            f"{'gpu' if vram > 0 else 'cpu'}{vram:g}@{socket.gethostname()}"
+            f"{'gpu' if vram > 0 else 'cpu'}{vram:g}{card}@{socket.gethostname()}"
         )
         argv = [
             "worker",

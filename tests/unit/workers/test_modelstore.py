@@ -714,3 +714,24 @@ def test_a_repo_holding_a_name_the_store_keeps_for_itself_is_refused(hub, store,
         _pull(store, hub, key="odd", repo_id="studio/odd", allow_patterns=None)
 
     assert installed(store, "odd") is None
+
+
+@pytest.mark.parametrize("damaged", [WEIGHTS, "model_index.json"])
+def test_a_file_damaged_in_transit_is_refused_and_fetched_again(hub, store, damaged):
+    hub.add_repo(REPO, FILES)
+    hub.corrupt_next(file=damaged)
+
+    with pytest.raises(StoreError, match="arrived damaged"):
+        _pull(store, hub)
+    assert installed(store, "tiny") is None
+
+    result = _pull(store, hub)
+
+    assert {r.path for r in result.files} >= {damaged}
+    assert verify(store, "tiny") == []
+    fetched = [
+        r
+        for r in hub.requests
+        if r.method == "GET" and r.file == damaged and r.status < 300
+    ]
+    assert len(fetched) == 2
