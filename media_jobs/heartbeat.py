@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from workers.modelstore.cache import ModelCache
 from workers.modelstore.memory import GiB, device_memory
+from workers.modelstore.store import list_installed
 
 from .models import WorkerHeartbeat
 
@@ -78,6 +80,12 @@ def device_name() -> str:
     return f"cuda:{index} {torch.cuda.get_device_name(index)}"
 
 
+def _installed_here() -> list[str]:
+    """The models in this host's store, for the planner and the admin on
+    other hosts (each host has its own store unless they share a volume)."""
+    return sorted(m.key for m in list_installed(Path(settings.STUDIO_MODEL_STORE)))
+
+
 def report(name: str, queues: list[str], cache: ModelCache = MODEL_CACHE) -> None:
     """Write this process's heartbeat row now."""
     memory = device_memory()
@@ -92,6 +100,7 @@ def report(name: str, queues: list[str], cache: ModelCache = MODEL_CACHE) -> Non
             "vram_total_gb": round(total / GiB, 2),
             "vram_free_gb": round(free / GiB, 2) if free is not None else None,
             "loaded": cache.loaded(),
+            "installed": _installed_here(),
             "last_seen": now,
         },
         create_defaults={"started_at": now},
@@ -143,8 +152,22 @@ def stop_heartbeat(**_: Any) -> None:
         WorkerHeartbeat.objects.filter(name=f"{node}#{os.getpid()}").delete()
 
 
+def live_heartbeats() -> Any:
+    """Heartbeats within the staleness window."""
+    since = timezone.now() - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S)
+    return WorkerHeartbeat.objects.filter(last_seen__gte=since)
+
+
 def served_queues() -> frozenset[str]:
     """Queues some worker reported serving within the staleness window."""
-    since = timezone.now() - timedelta(seconds=settings.STUDIO_HEARTBEAT_STALE_S)
-    rows = WorkerHeartbeat.objects.filter(last_seen__gte=since)
-    return frozenset(q for row in rows.values_list("queues", flat=True) for q in row)
+    rows = live_heartbeats().values_list("queues", flat=True)
+    return frozenset(q for row in rows for q in row)
+
+
+def installed_on_workers() -> dict[str, set[str]]:
+    """Model key -> the queues of live workers whose store holds it."""
+    found: dict[str, set[str]] = {}
+    for queues, keys in live_heartbeats().values_list("queues", "installed"):
+        for key in keys:
+            found.setdefault(key, set()).update(queues)
+    return found

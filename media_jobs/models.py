@@ -386,6 +386,8 @@ class WorkerHeartbeat(models.Model):
     vram_total_gb = models.FloatField(default=0.0)
     vram_free_gb = models.FloatField(null=True, blank=True)
     loaded = models.JSONField(default=list, blank=True)
+    # The models in this worker's own model store (registry keys).
+    installed = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -111,9 +111,22 @@ def state(spec: ModelSpec) -> str:
     if spec.location == ModelSpec.Location.EMBEDDED:
         return "embedded"
     try:
-        return "installed" if installed(store_path(), spec.key) else "missing"
+        if installed(store_path(), spec.key):
+            return "installed"
     except StoreError:  # a damaged manifest: pull or import again
         return "damaged"
+    workers = _live_workers_holding(spec.key)
+    if workers:
+        return f"on {workers} worker{'s' if workers > 1 else ''}"
+    return "missing"
+
+
+def _live_workers_holding(key: str) -> int:
+    """How many live workers report ``key`` in their own store."""
+    from .heartbeat import live_heartbeats
+
+    rows = live_heartbeats().values_list("installed", flat=True)
+    return sum(1 for keys in rows if key in keys)
 
 
 def pull_spec(spec: ModelSpec, on_progress: Callable[[int, int], None]) -> Installed:

@@ -23,6 +23,7 @@ from django.db.models import F
 
 from characters.models import Character
 from media_jobs import cache
+from media_jobs.heartbeat import installed_on_workers
 from media_jobs.models import CacheEntry, ModelSpec
 from media_jobs.queues import CPU_QUEUE, NoQueueForModel, live_queues
 from media_jobs.registry import api_key_present, store_path
@@ -98,12 +99,17 @@ def _model_kind(spec: ModelSpec) -> str:
     return "video" if spec.kind == ModelSpec.Kind.VIDEO else "image"
 
 
-def usable(spec: ModelSpec) -> bool:
-    """Whether this studio can run the model now: its weights are in the
-    model store (a local model), or its key is configured (an API model)."""
+def usable(
+    spec: ModelSpec, queue: str, on_workers: dict[str, set[str]] | None = None
+) -> bool:
+    """Whether this studio can run the model now: its weights are in this
+    host's store or in the store of a live worker serving ``queue`` (a
+    local model), or its key is configured (an API model)."""
     if spec.location == ModelSpec.Location.API:
         return api_key_present(spec)
     if spec.location == ModelSpec.Location.LOCAL:
+        if queue in (on_workers or {}).get(spec.key, set()):
+            return True
         try:
             return installed(store_path(), spec.key) is not None
         except StoreError:  # a damaged manifest: not until pulled again
@@ -116,17 +122,18 @@ def available_models() -> list[ModelChoice]:
     served. The CPU queue always is (the planner runs on it); GPU queues
     count while a worker on them sends heartbeats (``live_queues``)."""
     runnable = []
+    on_workers = installed_on_workers()
     # Models that make a scene's picture (not faces, music or an LLM).
     pictures = [ModelSpec.Kind.SCENE, ModelSpec.Kind.IMAGE, ModelSpec.Kind.VIDEO]
     for spec in ModelSpec.objects.filter(enabled=True, kind__in=pictures).order_by(
         "key"
     ):
-        if not usable(spec):
-            continue
         try:
-            runnable.append((spec, queue_for_model(spec.key)))
+            queue = queue_for_model(spec.key)
         except (UnknownModel, NoQueueForModel):
             continue
+        if usable(spec, queue, on_workers):
+            runnable.append((spec, queue))
     live = {CPU_QUEUE, *live_queues()}
     choices = [
         ModelChoice(spec.key, _model_kind(spec), spec.quality, spec.speed)

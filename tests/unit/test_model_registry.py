@@ -340,3 +340,32 @@ def test_the_reconciler_forgets_workers_silent_for_ten_stale_windows(settings):
 
     assert forget_silent_workers() == 1
     assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["quiet#1"]
+
+
+def test_a_model_in_a_live_workers_own_store_counts_as_installed(store, settings):
+    from media_jobs.models import WorkerHeartbeat
+    from projects.scene_engines import engines
+    from projects.storyboards import available_models
+
+    settings.STUDIO_SCENE_ENGINES = ["tests.engines:DriftingEngine"]
+    engines.cache_clear()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    spec = ModelSpec.objects.create(
+        key="far-gen", name="On the GPU host only", kind=ModelSpec.Kind.VIDEO,
+        engine="drift-test", revision="1", vram_gb=8, location="local",
+        repo="studio/far-gen", files=["*.bin"], quality=7, speed=3,
+    )  # fmt: skip
+    try:
+        assert state(spec) == "missing"
+        # The 8 GB card's worker holds it in its own store.
+        WorkerHeartbeat.objects.create(
+            name="gpu8@far#1", hostname="gpu8@far", queues=["gpu-8"],
+            installed=["far-gen"],
+        )  # fmt: skip
+        assert state(spec) == "on 1 worker"
+        assert "far-gen" in {m.key for m in available_models()}
+        # A worker holding it on a queue too small for it does not count.
+        WorkerHeartbeat.objects.filter(name="gpu8@far#1").update(queues=["cpu"])
+        assert "far-gen" not in {m.key for m in available_models()}
+    finally:
+        engines.cache_clear()
