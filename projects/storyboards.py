@@ -12,7 +12,8 @@ other scene comes from the cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from workers.storyboard.planner import (
     PlanningError,
     ShotPlan,
     plan_storyboard,
+    shot_context,
     write_prompts,
 )
 from workers.storyboard.prompts import STAGES, CharacterRef, ShotContext, compose
@@ -245,11 +247,7 @@ def plan(
     # The same inputs plan the same storyboard (and find its scenes in the
     # cache) unless the user asks for another seed.
     seed = int(params.get("seed") or 0)
-    ref = (
-        CharacterRef(character.name, references=character.reference_count)
-        if character is not None
-        else None
-    )
+    ref = character_ref(character)
     models = _model_choices(params.get("model") or "")
     try:
         board = plan_storyboard(
@@ -310,7 +308,17 @@ def plan(
 
 
 def analysis_music(project: Project, params: Mapping[str, Any]) -> int | None:
-    return params.get("music") or (project.music().pk if project.music() else None)
+    if params.get("music"):
+        return int(params["music"])
+    song = project.music()
+    return song.pk if song else None
+
+
+def character_ref(character: Character | None) -> CharacterRef | None:
+    """How prompts name the video's character (planning and editing alike)."""
+    if character is None:
+        return None
+    return CharacterRef(character.name, references=character.reference_count)
 
 
 def _shot_row(plan: ShotPlan, images: Sequence[Asset]) -> Shot:
@@ -462,32 +470,21 @@ EDITABLE = (
 
 def _context(shot: Shot, board: Storyboard, count: int, previous: str) -> ShotContext:
     style = get_style(board.style)
-    character = board.character
     try:
         kind = _model_kind(model_spec(shot.model))
     except UnknownModel:
         kind = "photo"
-    return ShotContext(
-        index=shot.index,
+    return shot_context(
+        shot,
         count=count,
-        start=shot.start_frame / board.fps,
-        end=shot.end_frame / board.fps,
-        section=shot.section,
-        energy=shot.energy,
-        move=shot.move,
-        motion=shot.motion,
+        fps=board.fps,
         style=style,
-        seed=shot.seed,
         title=board.project.title,
-        features_character=shot.features_character,
-        character=CharacterRef(character.name) if character else None,
-        script_heading=shot.script_heading,
-        script_text=shot.script_text,
+        character=character_ref(board.character),
         previous=previous,
         model_kind=kind,
         width=board.width,
         height=board.height,
-        fps=board.fps,
     )
 
 
@@ -518,6 +515,15 @@ def recompose(shot: Shot, board: Storyboard) -> None:
     shot.negative_prompt = result.negative
 
 
+def _known_stages(names: Iterable[str]) -> list[str]:
+    """``names``, when each is a prompt stage; StoryboardError naming the others."""
+    names = list(names)
+    bad = sorted(set(names) - set(STAGES))
+    if bad:
+        raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
+    return names
+
+
 def _photo(project: Project, value: Any, what: str) -> Asset | None:
     if value in (None, ""):
         return None
@@ -535,7 +541,13 @@ def _beat_seconds(board: Storyboard) -> tuple[float, list[float]]:
     return 60.0 / bpm, beats
 
 
-def _retime(board: Storyboard, shot: Shot, nxt: Shot | None, beats: float) -> Shot:
+def _retime(
+    board: Storyboard,
+    shot: Shot,
+    nxt: Shot | None,
+    beats: float,
+    timing: tuple[float, list[float]],
+) -> Shot:
     """Give ``shot`` a length of ``beats`` beats, ending on the beat nearest
     that; the next scene starts there (the video keeps its length). The
     next scene, changed too, is returned."""
@@ -546,7 +558,7 @@ def _retime(board: Storyboard, shot: Shot, nxt: Shot | None, beats: float) -> Sh
         )
     if not 0 < beats <= 256:
         raise StoryboardError("a scene lasts more than 0 and at most 256 beats")
-    beat_s, grid = _beat_seconds(board)
+    beat_s, grid = timing
     fps = board.fps
     target = shot.start_frame / fps + beats * beat_s
     if grid:
@@ -662,20 +674,18 @@ def _edit(
     if "features_character" in changes:
         shot.features_character = bool(changes["features_character"])
     if "stages_off" in changes:
-        off = list(changes["stages_off"] or [])
-        bad = sorted(set(off) - set(STAGES))
-        if bad:
-            raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
+        off = _known_stages(changes["stages_off"] or [])
         shot.stages_off = [s for s in STAGES if s in off]
     if "user_stages" in changes:
         texts = dict(changes["user_stages"] or {})
-        bad = sorted(set(texts) - set(STAGES))
-        if bad:
-            raise StoryboardError(f"unknown prompt stages: {', '.join(bad)}")
+        _known_stages(texts)
         shot.user_stages = {k: " ".join(str(v).split()) for k, v in texts.items() if v}
+    # The song's beat length and grid, read at most once, by the edits
+    # that need it.
+    timing = functools.cache(functools.partial(_beat_seconds, board))
     retimed = "beats" in changes and float(changes["beats"]) != shot.beats
     if retimed:
-        changed.append(_retime(board, shot, nxt, float(changes["beats"])))
+        changed.append(_retime(board, shot, nxt, float(changes["beats"]), timing()))
     if "transition" in changes:
         if changes["transition"] not in TRANSITIONS:
             raise StoryboardError(
@@ -683,12 +693,10 @@ def _edit(
             )
         shot.transition = changes["transition"]
         if shot.transition != "cut" and not shot.transition_frames:
-            beat_s, _ = _beat_seconds(board)
-            shot.transition_frames = round(beat_s * board.fps)
+            shot.transition_frames = round(timing()[0] * board.fps)
     if "transition_beats" in changes:
-        beat_s, _ = _beat_seconds(board)
         shot.transition_frames = round(
-            float(changes["transition_beats"]) * beat_s * board.fps
+            float(changes["transition_beats"]) * timing()[0] * board.fps
         )
     _cap_transition(board, shot, nxt)
     capped: list[Shot] = []

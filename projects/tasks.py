@@ -753,14 +753,14 @@ def render_fingerprint(
     """Everything the video file depends on: its scenes' fingerprints and
     joins, the song, the output settings, the grade, the renderer's version,
     and what the embedded manifest says about the project."""
+    output = storyboards.output_of(job.params)
     return cache.fingerprint(
         {
             "kind": "render",
             "engine_version": ASSEMBLY_ENGINE_VERSION,
             "project": [job.project_id, job.project.title],
             "preset": job.params["preset"],
-            "output": list(storyboards.output_of(job.params).size)
-            + [storyboards.output_of(job.params).fps],
+            "output": [output.width, output.height, output.fps],
             "format": job.params.get("format", job.project.output_format),
             "duration": job.params["duration"],
             "style": _job_style(job),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from workers.assembly.beatsync import energy_level, plan_beat_sync
 
@@ -423,6 +424,82 @@ def plan_storyboard(
     )
 
 
+class ShotLike(Protocol):
+    """What the prompt stages read of a scene: a plan, or a stored shot
+    (read-only, so frozen plans qualify)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def start_frame(self) -> int: ...
+
+    @property
+    def end_frame(self) -> int: ...
+
+    @property
+    def section(self) -> str: ...
+
+    @property
+    def energy(self) -> str: ...
+
+    @property
+    def move(self) -> str: ...
+
+    @property
+    def motion(self) -> float: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def features_character(self) -> bool: ...
+
+    @property
+    def script_heading(self) -> str: ...
+
+    @property
+    def script_text(self) -> str: ...
+
+
+def shot_context(
+    shot: ShotLike,
+    *,
+    count: int,
+    fps: int,
+    style: StylePreset,
+    title: str,
+    character: CharacterRef | None,
+    previous: str,
+    model_kind: str,
+    width: int,
+    height: int,
+) -> ShotContext:
+    """The prompt stages' view of one scene of ``count``."""
+    return ShotContext(
+        index=shot.index,
+        count=count,
+        start=shot.start_frame / fps,
+        end=shot.end_frame / fps,
+        section=shot.section,
+        energy=shot.energy,
+        move=shot.move,
+        motion=shot.motion,
+        style=style,
+        seed=shot.seed,
+        title=title,
+        features_character=shot.features_character,
+        character=character,
+        script_heading=shot.script_heading,
+        script_text=shot.script_text,
+        previous=previous,
+        model_kind=model_kind,
+        width=width,
+        height=height,
+        fps=fps,
+    )
+
+
 def write_prompts(
     shots: Sequence[ShotPlan],
     *,
@@ -440,27 +517,17 @@ def write_prompts(
     out: list[ShotPlan] = []
     previous = ""
     for k, shot in enumerate(shots):
-        context = ShotContext(
-            index=shot.index,
+        context = shot_context(
+            shot,
             count=len(shots),
-            start=shot.start(fps),
-            end=shot.end(fps),
-            section=shot.section,
-            energy=shot.energy,
-            move=shot.move,
-            motion=shot.motion,
+            fps=fps,
             style=style,
-            seed=shot.seed,
             title=title,
-            features_character=shot.features_character,
             character=character,
-            script_heading=shot.script_heading,
-            script_text=shot.script_text,
             previous=previous,
             model_kind=model_kind,
             width=width,
             height=height,
-            fps=fps,
         )
         prompt = compose(context, llm=llm[k] if llm is not None else None)
         previous = prompt.stages["concept"]
