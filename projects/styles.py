@@ -19,17 +19,13 @@ class UnknownStyle(ValueError):
 
 
 def row_fields(preset: StylePreset) -> dict[str, Any]:
+    """A ``StylePreset`` row's fields: the preset's own form, with its grade
+    split into the row's two columns."""
+    fields = {k: v for k, v in preset.to_dict().items() if k != "grade"}
     return {
-        "name": preset.name,
-        "description": preset.description,
-        "prompt": list(preset.prompt),
-        "negative": list(preset.negative),
-        "vocabulary": {k: list(v) for k, v in preset.vocabulary.items()},
+        **fields,
         "grade": preset.grade or "",
         "grade_intensity": preset.grade_intensity,
-        "transitions": list(preset.transitions),
-        "motion": preset.motion,
-        "moves": list(preset.moves),
     }
 
 
