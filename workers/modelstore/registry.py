@@ -131,7 +131,28 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, PlannedModel]:
         raise RegistryError(f"{path.name}: {exc}") from exc
     if not isinstance(data, Mapping) or not data:
         raise RegistryError(f"{path.name}: expected a mapping of models")
-    return {str(k): planned_model(str(k), v) for k, v in data.items()}
+    models = {str(k): planned_model(str(k), v) for k, v in data.items()}
+    for model in models.values():
+        _check_base(model, models)
+    return models
+
+
+def _check_base(model: PlannedModel, models: Mapping[str, PlannedModel]) -> None:
+    """A single-file or GGUF model runs inside another entry's pipeline,
+    which must be a local diffusers model of the registry."""
+    params = model.params
+    if not (params.get("single_file") or params.get("gguf")):
+        return
+    base = models.get(str(params.get("base") or ""))
+    if base is None:
+        raise RegistryError(
+            f"{model.key}.params.base: name the registry's diffusers pipeline"
+            " this single file runs inside"
+        )
+    if base.provider != "diffusers" or base.location != "local":
+        raise RegistryError(
+            f"{model.key}.params.base: {base.key} is not a local diffusers model"
+        )
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.hub_server import HubServer
+from tests.tiny_models import tiny_sd_pipeline
 from workers.modelstore.cache import ModelCache
 from workers.modelstore.loaders import load_diffusers, load_model, need_bytes
 from workers.modelstore.memory import MemoryPlan, Policy, choose_policy
@@ -45,89 +46,10 @@ def _online_to_the_fake_hub_only(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def _tiny_pipeline() -> Any:
-    """A StableDiffusionPipeline with random weights, a few kilobytes in all."""
-    torch = pytest.importorskip("torch")
-    diffusers = pytest.importorskip("diffusers")
-    transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
-
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=8,
-        attention_head_dim=2,
-        norm_num_groups=2,
-    )
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=[4, 8],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=2,
-        sample_size=16,
-    )
-    words = ["<pad>", "<s>", "</s>", "<unk>"]
-    words += ["a", "red", "fox", "in", "the", "snow", "neon", "city"]
-    vocab = {word: i for i, word in enumerate(words)}
-    backend = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>")
-    )
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=8,
-    )
-    text_encoder = transformers.CLIPTextModel(
-        transformers.CLIPTextConfig(
-            vocab_size=len(words),
-            hidden_size=8,
-            intermediate_size=16,
-            num_attention_heads=2,
-            num_hidden_layers=1,
-            max_position_embeddings=8,
-            projection_dim=8,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
-    )
-    scheduler = diffusers.DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    return diffusers.StableDiffusionPipeline(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def saved_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-sd")
-    _tiny_pipeline().save_pretrained(folder)
+    tiny_sd_pipeline().save_pretrained(folder)
     return folder
 
 
