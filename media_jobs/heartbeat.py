@@ -47,8 +47,26 @@ _thread: threading.Thread | None = None
 PRELOADERS: dict[str, Callable[[], object]] = {}
 
 
+# The loader for any other registry key (the scene models), or None.
+_model_preloader: Callable[[str], object] | None = None
+
+
 def register_preloader(key: str, load: Callable[[], object]) -> None:
     PRELOADERS[key] = load
+
+
+def register_model_preloader(load: Callable[[str], object]) -> None:
+    """``load(key)`` preloads registry models without a preloader of their own."""
+    global _model_preloader
+    _model_preloader = load
+
+
+def _preloader(key: str) -> Callable[[], object] | None:
+    load = PRELOADERS.get(key)
+    if load is None and _model_preloader is not None:
+        model_load = _model_preloader
+        return lambda: model_load(key)
+    return load
 
 
 def preload(keys: list[str]) -> list[str]:
@@ -56,7 +74,7 @@ def preload(keys: list[str]) -> list[str]:
     one that cannot be loaded is logged and skipped. The keys loaded."""
     done = []
     for key in keys:
-        load = PRELOADERS.get(key)
+        load = _preloader(key)
         if load is None:
             logger.warning("no loader for preloading %s: skipped", key)
             continue

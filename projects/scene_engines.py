@@ -2,20 +2,25 @@
 
 A scene names a model (``Scene.model``, a ``media_jobs.ModelSpec`` key); the
 spec names its engine and its GPU memory need. The built-in ``photo`` engine
-is always here; a studio adds engines with ``STUDIO_SCENE_ENGINES``
-("module:attribute" of an object with ``name``, ``version`` and ``render``).
+and the ``diffusers`` engine (image and video models from the model store,
+kept loaded in this process's model cache) are always here; a studio adds
+engines with ``STUDIO_SCENE_ENGINES`` ("module:attribute" of an object with
+``name``, ``version`` and ``render``).
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from pathlib import Path
 
 from django.conf import settings
 
+from media_jobs.heartbeat import MODEL_CACHE
 from media_jobs.models import ModelSpec
 from media_jobs.queues import queue_for_vram
-from workers.scenes import SceneEngine
+from workers.scenes import ModelRef, SceneEngine
+from workers.scenes.diffusion import DiffusionEngine
 from workers.scenes.photo import PhotoEngine
 
 DEFAULT_MODEL = "photo"
@@ -49,7 +54,10 @@ def _load(reference: str) -> SceneEngine:
 
 @cache
 def engines() -> dict[str, SceneEngine]:
-    found: dict[str, SceneEngine] = {"photo": PhotoEngine()}
+    found: dict[str, SceneEngine] = {
+        "photo": PhotoEngine(),
+        "diffusers": DiffusionEngine(MODEL_CACHE),
+    }
     for reference in settings.STUDIO_SCENE_ENGINES:
         engine = _load(reference)
         found[engine.name] = engine
@@ -77,5 +85,33 @@ def engine_for(spec: ModelSpec) -> SceneEngine:
     return engines()[spec.engine]
 
 
+def model_ref(spec: ModelSpec) -> ModelRef | None:
+    """What a model-backed engine needs to find and run ``spec`` in this
+    host's model store; None for models without weights there."""
+    if spec.location != ModelSpec.Location.LOCAL:
+        return None
+    return ModelRef(
+        key=spec.key,
+        task=spec.kind,
+        store=Path(settings.STUDIO_MODEL_STORE),
+        provider=spec.provider or spec.engine,
+        params=dict(spec.params),
+        cpu=spec.cpu,
+    )
+
+
 def queue_for_model(key: str) -> str:
     return queue_for_vram(model_spec(key).vram_gb)
+
+
+def preload_model(key: str) -> None:
+    """Load the scene model ``key`` into this process's model cache (a
+    worker's STUDIO_PRELOAD_MODELS): ValueError for one that has nothing to
+    load, ModelMissing for one not installed here."""
+    spec = model_spec(key)
+    engine = engine_for(spec)
+    ref = model_ref(spec)
+    preload = getattr(engine, "preload", None)
+    if ref is None or preload is None:
+        raise ValueError(f"the model {key!r} has no weights to preload")
+    preload(ref)

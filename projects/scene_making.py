@@ -32,7 +32,7 @@ from workers.faces.frames import FrameSource, StillFrames, VideoFrames
 from workers.scenes import SceneRequest
 
 from .models import Scene
-from .scene_engines import engine_for
+from .scene_engines import engine_for, model_ref
 from .storyboards import move_strength
 
 SCENE_PREVIEW = "preview.jpg"
@@ -68,6 +68,15 @@ def scene_fingerprint(
             "end_image": scene.end_image.sha256 if scene.end_image else "",
         }
     )
+
+
+# A scene source with one of these suffixes is a picture the renderer moves
+# (a still an image model painted); any other is a clip it plays.
+PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+
+
+def is_picture(name: str) -> bool:
+    return Path(name).suffix.lower() in PICTURE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,11 @@ def produce(
             negative_prompt=scene.negative_prompt,
             strength=move_strength(scene.motion),
             end_image=end_image,
+            model=model_ref(spec),
             on_progress=on_progress,
         )
         output = engine.render(request)
+        source = output.clip or output.still
 
         def keep(local: Path, name: str) -> None:
             saved, new = store_new_file(local, name)
@@ -159,6 +170,8 @@ def produce(
                 keep(output.preview, f"{base}/{SCENE_PREVIEW}")
             if output.clip is not None:
                 keep(output.clip, f"{base}/clip{output.clip.suffix}")
+            elif output.still is not None:
+                keep(output.still, f"{base}/still{output.still.suffix}")
         except BaseException:
             # Content-addressed names: a file that was already there is
             # another scene's or cache entry's as well, and stays.
@@ -167,7 +180,8 @@ def produce(
             raise
     seconds = time.monotonic() - started
     preview = stored[0] if output.preview is not None else ""
-    clip = stored[-1] if output.clip is not None else ""
+    # The scene's source: a clip to play, or a still to move (is_still).
+    clip = stored[-1] if source is not None else ""
     cache.store(
         fingerprint,
         CacheEntry.Kind.SCENE,
@@ -193,13 +207,13 @@ def next_seed(seed: int, attempt: int) -> int:
 def _frames(
     scene: Scene, produced: Produced, preset: OutputPreset, stack: ExitStack
 ) -> FrameSource:
-    """What the viewer will see of the scene: its clip, or its photo under
-    its camera move."""
-    if produced.clip:
+    """What the viewer will see of the scene: its clip, or its photo (or the
+    still its model painted) under its camera move."""
+    if produced.clip and not is_picture(produced.clip):
         path = stack.enter_context(local_file(produced.clip))
         source: FrameSource = VideoFrames(path)
     else:
-        path = stack.enter_context(local_file(scene.image.file.name))
+        path = stack.enter_context(local_file(produced.clip or scene.image.file.name))
         source = StillFrames(
             path,
             (preset.width, preset.height),

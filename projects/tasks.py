@@ -48,7 +48,7 @@ from .casting import cast_for_photo, photo_matches, render_character
 from .models import Asset, AudioAnalysis, Project, Render, Scene
 from .pipeline import scenes_canvas
 from .scene_engines import engine_for, model_spec
-from .scene_making import make_checked, scene_fingerprint
+from .scene_making import is_picture, make_checked, scene_fingerprint
 from .storyboards import StoryboardError, move_strength
 from .styles import UnknownStyle
 
@@ -614,8 +614,11 @@ def _embeddable(manifest: dict) -> dict:
 
 
 def is_still(scene: Scene) -> bool:
-    """The scene's source is its photo (moved by the renderer), not a clip."""
-    return not scene.clip or scene.clip == scene.image.file.name
+    """The scene's source is a picture moved by the renderer (its photo, or
+    the still its model painted), not a clip."""
+    return (
+        not scene.clip or scene.clip == scene.image.file.name or is_picture(scene.clip)
+    )
 
 
 def build_timeline(

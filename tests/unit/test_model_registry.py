@@ -264,7 +264,8 @@ def test_a_worker_preloads_the_models_it_is_told_and_skips_what_it_cannot(
     assert done == ["dlib"]
     assert loaded == ["dlib"]
     assert "preloading insightface-buffalo-l failed" in caplog.text
-    assert "no loader for preloading no-such-model" in caplog.text
+    assert "preloading no-such-model failed" in caplog.text
+    assert "'no-such-model' is not in the registry" in caplog.text
 
 
 def test_a_pull_records_the_commit_its_branch_resolved_to(store, hub):

@@ -10,16 +10,32 @@ one that needs no model: the uploaded photo is the scene's source.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 ProgressFn = Callable[[float, str], None]
 
 
 class SceneStopped(Exception):
     """The engine saw its stop event (the job was cancelled)."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The registry model a model-backed engine runs: where this host's model
+    store is, the model's key in it, what it does ("image": a still the
+    renderer moves; "video": a clip), which loader reads it, its registry
+    params (steps, guidance, size, fps, max_frames ...) and whether it may run
+    on the CPU when the card is short."""
+
+    key: str
+    task: str
+    store: Path
+    provider: str = "diffusers"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class SceneRequest:
     # Keyframes for models that animate between two pictures: ``image`` is
     # the first frame, ``end_image`` the last.
     end_image: Path | None = None
+    model: ModelRef | None = None  # None for engines without weights (photo)
     on_progress: ProgressFn | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -52,11 +69,14 @@ class SceneRequest:
 
 @dataclass(frozen=True)
 class SceneOutput:
-    """What the engine made. ``clip`` None: the renderer moves the photo
-    itself (nothing to store). ``preview``: a small JPEG for the job page."""
+    """What the engine made. ``clip``: a video the renderer plays. ``still``:
+    a picture the renderer moves as it would the photo (an image model's
+    output). Neither: the renderer moves the photo itself (nothing to store).
+    ``preview``: a small JPEG for the job page."""
 
     preview: Path | None
     clip: Path | None = None
+    still: Path | None = None
 
 
 class SceneEngine(Protocol):

@@ -1,0 +1,188 @@
+"""Scenes made by models from the model store, through the whole render: a
+tiny random-weight Stable Diffusion pipeline (an image model: its still is
+moved by the renderer) and a tiny Stable Video Diffusion pipeline (a video
+model: its clip is played) are imported into the studio's store, registered
+in the model registry and run in-process on the CPU, loaded once by the
+process's model cache. A model missing from the store fails the render with
+the command that pulls it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+
+from media_jobs.files import local_file
+from media_jobs.heartbeat import MODEL_CACHE
+from media_jobs.models import CacheEntry, Job, ModelSpec
+from projects.models import Project, Scene, Shot
+from projects.pipeline import plan_now, render_now
+from projects.uploads import add_asset_from_path
+from tests.factories import ProjectFactory
+from tests.tiny_models import tiny_sd_pipeline, tiny_svd_pipeline
+from workers.modelstore.store import import_dir
+from workers.probe import StreamInfo, probe_media
+
+IMAGE_PARAMS = {"steps": 2, "width": 32, "height": 32, "multiple": 8, "denoise": 0.6}
+VIDEO_PARAMS = {
+    "steps": 2, "width": 48, "height": 24, "multiple": 8, "fps": 6, "max_frames": 7,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folders = {}
+    for key, build in (("tiny-sd", tiny_sd_pipeline), ("tiny-svd", tiny_svd_pipeline)):
+        folders[key] = tmp_path_factory.mktemp(key)
+        build().save_pretrained(folders[key])
+    return folders
+
+
+@pytest.fixture
+def store(settings, tmp_path) -> Iterator[Path]:
+    settings.STUDIO_MODEL_STORE = tmp_path / "store"
+    MODEL_CACHE.clear()
+    yield settings.STUDIO_MODEL_STORE
+    MODEL_CACHE.clear()
+
+
+@pytest.fixture
+def models(db) -> None:
+    ModelSpec.objects.create(
+        key="tiny-sd", name="Tiny SD", kind=ModelSpec.Kind.IMAGE, engine="diffusers",
+        provider="diffusers", location=ModelSpec.Location.LOCAL, revision="1",
+        vram_gb=0.0, cpu=True, params=IMAGE_PARAMS, quality=9, speed=1,
+    )  # fmt: skip
+    ModelSpec.objects.create(
+        key="tiny-svd", name="Tiny SVD", kind=ModelSpec.Kind.VIDEO, engine="diffusers",
+        provider="diffusers", location=ModelSpec.Location.LOCAL, revision="1",
+        vram_gb=0.0, cpu=True, params=VIDEO_PARAMS, quality=8, speed=1,
+        enabled=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def project(alice, sample_files) -> Project:
+    project = ProjectFactory(
+        owner=alice, target_duration=6.0, preset="preview",
+        review_policy=Project.ReviewPolicy.CONTINUE,
+    )  # fmt: skip
+    add_asset_from_path(project, sample_files["astronaut"])
+    add_asset_from_path(project, sample_files["hopper"])
+    add_asset_from_path(project, sample_files["song"])
+    return project
+
+
+def _probe(name: str) -> tuple[float, StreamInfo]:
+    """The stored file's duration and its video stream."""
+    with local_file(name) as path:
+        info = probe_media(path)
+    (stream,) = info.of_kind("video")
+    return info.duration or 0.0, stream
+
+
+def _scenes(job: Job) -> list[Scene]:
+    return list(Scene.objects.filter(job=job).order_by("index"))
+
+
+def test_an_installed_image_model_paints_every_scene_and_the_render_moves_its_stills(
+    project, store, models, saved_models, settings
+):
+    settings.STUDIO_CONSISTENCY_TRIES = 2
+    import_dir(store, "tiny-sd", saved_models["tiny-sd"])
+
+    job = render_now(project, model="tiny-sd")
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    scenes = _scenes(job)
+    assert len(scenes) >= 2
+    for scene in scenes:
+        assert scene.model == "tiny-sd"
+        assert scene.clip.endswith("/still.png") and scene.clip != scene.image.file.name
+        assert default_storage.exists(scene.clip) and default_storage.exists(
+            scene.thumbnail
+        )
+        entry = CacheEntry.objects.get(fingerprint=scene.fingerprint)
+        assert (entry.model_key, entry.engine_version) == ("tiny-sd", "diffusers-1")
+    # The gate looked at the painted stills of the character's scenes (random
+    # weights paint no face), made them again with a new seed and flagged them.
+    gated = [s for s in scenes if s.character_id]
+    assert gated
+    assert all(s.review == Scene.Review.FLAGGED and s.tries == 2 for s in gated)
+    duration, _ = _probe(project.renders.get(job=job).file)
+    assert duration == pytest.approx(6.0, abs=0.1)
+    # One pipeline, kept between scenes (the face models share the cache).
+    (loaded,) = [m for m in MODEL_CACHE.loaded() if m["key"] == "tiny-sd"]
+    assert loaded["uses"] >= len(scenes)
+
+    # A second render finds every scene in the cache.
+    again = render_now(project, model="tiny-sd")
+    assert again.status == Job.Status.SUCCEEDED, again.error
+    assert all(s.cached for s in _scenes(again))
+
+
+def test_the_planner_chooses_an_installed_image_model_for_quality(
+    project, store, models, saved_models
+):
+    from projects.storyboards import available_models
+
+    assert {m.key for m in available_models()} == {"photo"}  # nothing installed
+    import_dir(store, "tiny-sd", saved_models["tiny-sd"])
+    assert {m.key for m in available_models()} == {"photo", "tiny-sd"}
+
+    plan_now(project, seed=3)
+    assert set(
+        Shot.objects.filter(storyboard__project=project).values_list("model", flat=True)
+    ) == {"tiny-sd"}
+    plan_now(project, seed=3, preference="speed")
+    assert set(
+        Shot.objects.filter(storyboard__project=project).values_list("model", flat=True)
+    ) == {"photo"}
+
+
+def test_a_video_model_makes_each_scene_a_clip_the_render_plays(
+    project, store, models, saved_models, settings
+):
+    settings.STUDIO_CONSISTENCY_TRIES = 1
+    ModelSpec.objects.filter(key="tiny-svd").update(enabled=True)
+    import_dir(store, "tiny-svd", saved_models["tiny-svd"])
+
+    job = render_now(project, model="tiny-svd", duration=4.0)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    scenes = _scenes(job)
+    for scene in scenes:
+        assert scene.clip.endswith("/clip.mp4")
+        _, stream = _probe(scene.clip)
+        assert (stream.width, stream.height) == (48, 24)
+    duration, _ = _probe(project.renders.get(job=job).file)
+    assert duration == pytest.approx(4.0, abs=0.1)
+
+
+def test_a_model_missing_from_the_store_fails_the_render_with_the_pull_command(
+    project, store, models
+):
+    job = render_now(project, model="tiny-sd")
+
+    assert job.status == Job.Status.FAILED
+    assert "python manage.py models pull tiny-sd" in job.error
+    assert not any(s.clip and s.clip != s.image.file.name for s in _scenes(job))
+    assert not CacheEntry.objects.filter(kind=CacheEntry.Kind.SCENE).exists()
+    assert not project.renders.filter(job=job).exists()
+
+
+def test_a_worker_preloads_an_installed_scene_model_into_its_cache(
+    store, models, saved_models, caplog
+):
+    from media_jobs.heartbeat import preload
+
+    assert preload(["tiny-sd"]) == []  # not installed yet: logged, skipped
+    assert "python manage.py models pull tiny-sd" in caplog.text
+    import_dir(store, "tiny-sd", saved_models["tiny-sd"])
+
+    assert preload(["tiny-sd", "photo"]) == ["tiny-sd"]
+    (loaded,) = [m for m in MODEL_CACHE.loaded() if m["key"] == "tiny-sd"]
+    assert loaded["policy"] == "cpu" and loaded["uses"] == 1
+    assert "'photo' has no weights to preload" in caplog.text
