@@ -9,6 +9,8 @@ once; a GPU host with a store of its own pulls with ``manage.py models pull``.
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 
 from workers.modelstore.store import StoreError
@@ -71,15 +73,28 @@ def pull_model(self, job_id: int) -> None:
         ProgressManager(job_id, STAGE, span=(0.0, 1.0)) as progress,
     ):
 
+        fetched = ["nothing"]
+
         def on_progress(done: int, total: int) -> None:
             if total:
-                mb = f"{done / 2**20:.0f} of {total / 2**20:.0f} MB"
-                progress.update(done / total, f"{spec.key}: {mb}")
+                fetched[0] = f"{done / 2**20:.0f} of {total / 2**20:.0f} MB"
+                progress.update(done / total, f"{spec.key}: {fetched[0]}")
 
         try:
             result = pull_spec(spec, on_progress)
         except StoreError as exc:
             raise PullRefused(f"{spec.key}: {exc}") from exc
+        except SoftTimeLimitExceeded as exc:
+            if not records.job_is_running(job_id):
+                raise  # a cancel (the same signal): tracked() ends it quietly
+            # Large models outlast a task's time limit; the download resumes.
+            raise PullRefused(
+                f"{spec.key}: the pull ran past this worker's time limit of"
+                f" {settings.TASK_SOFT_TIME_LIMIT} s after {fetched[0]}; what it"
+                " fetched is kept, and pulling again goes on from there"
+                f" (python manage.py models pull {spec.key} on the host has no"
+                " time limit)"
+            ) from exc
     lifecycle.finish_stage(job_id, STAGE, 0.0, f"{len(result.files)} files")
     lifecycle.succeed(
         job_id, f"{spec.key}: {len(result.files)} files, revision {result.revision}"

@@ -370,3 +370,45 @@ def test_a_model_in_a_live_workers_own_store_counts_as_installed(store, settings
         assert "far-gen" not in {m.key for m in available_models()}
     finally:
         engines.cache_clear()
+
+
+def test_a_pull_stopped_by_the_time_limit_says_so_and_the_next_pull_goes_on(
+    admin_user, store, hub, settings, django_capture_on_commit_callbacks
+):
+    """The worker's soft time limit arrives as Celery delivers it, an
+    exception raised by a signal in the task's thread, half-way through a
+    slow download."""
+    import signal
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from media_jobs.model_jobs import start_pull
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    spec = ModelSpec.objects.get(key=FACES)
+    hub.slow = 0.05  # per 16 KiB: the pack takes seconds to arrive
+
+    def time_is_up(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, time_is_up)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = start_pull(spec, admin_user)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "ran past this worker's time limit" in job.error
+    assert f"python manage.py models pull {FACES}" in job.error
+    assert state(spec) == "missing"
+
+    hub.slow = 0.0
+    with django_capture_on_commit_callbacks(execute=True):
+        again = start_pull(spec, admin_user)
+    again.refresh_from_db()
+    assert again.status == Job.Status.SUCCEEDED, again.error
+    assert state(spec) == "installed"
