@@ -72,7 +72,6 @@ def pull_model(self, job_id: int) -> None:
         tracked(self, job_id, STAGE, STAGE, what=f"pulling {spec.key}"),
         ProgressManager(job_id, STAGE, span=(0.0, 1.0)) as progress,
     ):
-
         fetched = ["nothing"]
 
         def on_progress(done: int, total: int) -> None:
