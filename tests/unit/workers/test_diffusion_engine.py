@@ -180,6 +180,29 @@ def test_a_video_model_animates_the_photo_into_a_clip_spanning_the_scene(
     assert stream.frames == 3 and stream.fps == pytest.approx(6.0, abs=0.01)
 
 
+def test_a_gguf_model_paints_inside_its_base_pipeline(store, photo, tmp_path):
+    """A GGUF-quantized UNet (other weights than the base's) replaces the
+    installed tiny-sd's UNet: the still differs from the base's own."""
+    from tests.unit.workers.test_model_single_file import _install, _unet_weights
+
+    _install(
+        store, "tiny-sd-gguf", {"unet.gguf": _unet_weights(store / "tiny-sd", 11)},
+        tmp_path,
+    )  # fmt: skip
+    engine = DiffusionEngine(_cpu_cache())
+    quantized = ModelRef(
+        key="tiny-sd-gguf", task="image", store=store, cpu=True,
+        params={**IMAGE_PARAMS, "denoise": 1.0, "gguf": True, "base": "tiny-sd"},
+    )  # fmt: skip
+    own = engine.render(_request(tmp_path, photo, _image_ref(store, denoise=1.0)))
+    painted = engine.render(_request(tmp_path, photo, quantized, name="gguf"))
+
+    with Image.open(painted.still) as still:
+        assert still.size == (40, 24)
+    assert not np.array_equal(_pixels(own.still), _pixels(painted.still))
+    assert {m["key"] for m in engine.cache.loaded()} == {"tiny-sd", "tiny-sd-gguf"}
+
+
 def test_a_missing_model_names_the_pull_command(tmp_path, photo):
     engine = DiffusionEngine(_cpu_cache())
     ref = ModelRef(key="sdxl-base", task="image", store=tmp_path / "empty", cpu=True)
