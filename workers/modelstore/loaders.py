@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from workers.modelstore.memory import MemoryPlan, Policy, apply_plan
+from workers.modelstore.native_models import load_coqui, load_llama_cpp
 from workers.modelstore.store import Installed, StoreError, require
+from workers.modelstore.transformers_models import load_transformers
 
 # What counts as weights when estimating how much memory a model needs.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pth")
@@ -386,6 +388,10 @@ def _load_single_file(
     return apply_plan(pipeline, plan, target)
 
 
+# The providers load_model reads from the store.
+PROVIDERS = ("diffusers", "transformers", "llama_cpp", "coqui")
+
+
 def load_model(
     store: Path,
     key: str,
@@ -394,23 +400,36 @@ def load_model(
     *,
     params: Mapping[str, Any] | None = None,
     device: str = "cuda",
+    task: str = "",
 ) -> object:
     """The model installed as ``key`` in ``store``, loaded by ``provider`` and
-    placed as ``plan`` says. A model that is not installed is a ModelMissing
+    placed as ``plan`` says: a diffusers pipeline, a transformers model ready
+    for its ``task`` (transcription, music, speech, emotion), a llama.cpp chat
+    model or Coqui's XTTS. A model that is not installed is a ModelMissing
     naming ``python manage.py models pull KEY``; so is a single-file model's
     missing base. A provider this function cannot load, or params that do not
     add up, are a ValueError naming them; files that cannot be loaded are a
     StoreError naming ``python manage.py models verify KEY``."""
     params = dict(params or {})
+    dtype = str(params.get("dtype", "auto"))
     if provider == "diffusers":
-        dtype = str(params.get("dtype", "auto"))
         if params.get("single_file") or params.get("gguf"):
             return _load_single_file(
                 store, key, params, plan, device=device, dtype=dtype
             )
         folder = require(store, key).folder
         return load_diffusers(folder, plan, device=device, dtype=dtype)
+    if provider == "transformers":
+        folder = require(store, key).folder
+        return load_transformers(
+            folder, task, plan, device=device, dtype=dtype, params=params
+        )
+    if provider == "llama_cpp":
+        return load_llama_cpp(require(store, key).folder, plan, params=params)
+    if provider == "coqui":
+        folder = require(store, key).folder
+        return load_coqui(folder, plan, device=device, params=params)
     raise ValueError(
         f"load_model cannot load provider {provider!r} (model '{key}'); it loads:"
-        " diffusers"
+        f" {', '.join(PROVIDERS)}"
     )

@@ -185,8 +185,8 @@ def test_a_damaged_pipeline_is_a_store_error_naming_verify(saved_pipeline, tmp_p
 
 
 def test_an_unknown_provider_or_loading_path_is_a_value_error(tmp_path):
-    with pytest.raises(ValueError, match="'coqui'"):
-        load_model(tmp_path, KEY, "coqui", CPU_PLAN)
+    with pytest.raises(ValueError, match="'onnx'.*diffusers, transformers"):
+        load_model(tmp_path, KEY, "onnx", CPU_PLAN)
     with pytest.raises(ValueError, match="single_file"):
         load_model(tmp_path, KEY, "diffusers", CPU_PLAN, params={"single_file": True})
     with pytest.raises(ValueError, match="dtype"):
