@@ -42,31 +42,22 @@ MODEL_CACHE = ModelCache()
 _stop = threading.Event()
 _thread: threading.Thread | None = None
 
-# What a worker can load at start (STUDIO_PRELOAD_MODELS): a registry key and
-# a function that loads it into MODEL_CACHE. Apps add theirs when ready.
+# What a worker can load at start (STUDIO_PRELOAD_MODELS) in a way of its
+# own: a registry key and a function that loads it into MODEL_CACHE (the face
+# providers). Any other local model loads through its provider.
 PRELOADERS: dict[str, Callable[[], object]] = {}
-
-
-# The loader for any other registry key (the scene models), or None.
-_model_preloader: Callable[[str], object] | None = None
 
 
 def register_preloader(key: str, load: Callable[[], object]) -> None:
     PRELOADERS[key] = load
 
 
-def register_model_preloader(load: Callable[[str], object]) -> None:
-    """``load(key)`` preloads registry models without a preloader of their own."""
-    global _model_preloader
-    _model_preloader = load
+def _preloader(key: str) -> Callable[[], object]:
+    """The registered preloader of ``key``, else the registry model's own
+    provider loading it from this host's store."""
+    from .registry import load_into_cache
 
-
-def _preloader(key: str) -> Callable[[], object] | None:
-    load = PRELOADERS.get(key)
-    if load is None and _model_preloader is not None:
-        model_load = _model_preloader
-        return lambda: model_load(key)
-    return load
+    return PRELOADERS.get(key) or (lambda: load_into_cache(key, MODEL_CACHE))
 
 
 def preload(keys: list[str]) -> list[str]:
@@ -74,12 +65,8 @@ def preload(keys: list[str]) -> list[str]:
     one that cannot be loaded is logged and skipped. The keys loaded."""
     done = []
     for key in keys:
-        load = _preloader(key)
-        if load is None:
-            logger.warning("no loader for preloading %s: skipped", key)
-            continue
         try:
-            load()
+            _preloader(key)()
         except Exception:  # the worker still serves what it can
             logger.exception("preloading %s failed", key)
             continue

@@ -11,6 +11,9 @@ from typing import Any
 
 from django.conf import settings
 
+from workers.modelstore.cache import ModelCache
+from workers.modelstore.loaders import load_model, load_need_bytes
+from workers.modelstore.memory import MemoryPlan
 from workers.modelstore.registry import PlannedModel, planned_models
 from workers.modelstore.store import Installed, StoreError, installed, pull
 
@@ -81,6 +84,28 @@ def sync_models(model: Any = ModelSpec, *, reset: bool = False) -> dict[str, lis
 
 def store_path() -> Path:
     return Path(settings.STUDIO_MODEL_STORE)
+
+
+def load_into_cache(key: str, cache: ModelCache) -> object:
+    """The local model ``key`` loaded by its provider from this host's store
+    into ``cache`` under its key, as the scene engines load it (what a
+    worker's STUDIO_PRELOAD_MODELS does). A ValueError for a key the registry
+    lacks or a model without weights in the store; a ModelMissing naming the
+    pull command for one not installed here."""
+    spec = ModelSpec.objects.filter(key=key).first()
+    if spec is None:
+        raise ValueError(f"the model {key!r} is not in the registry")
+    if spec.location != ModelSpec.Location.LOCAL:
+        raise ValueError(f"the model {key!r} has no weights to preload")
+    store, params = store_path(), dict(spec.params)
+
+    def load(plan: MemoryPlan) -> object:
+        return load_model(
+            store, key, spec.provider, plan, params=params, task=spec.kind
+        )
+
+    need = load_need_bytes(store, key, params)
+    return cache.get(key, load, need_bytes=need, cpu_allowed=spec.cpu)
 
 
 def api_key_present(spec: ModelSpec) -> bool:

@@ -13,9 +13,3 @@ class ProjectsConfig(AppConfig):
         from .pipeline import register_job_kinds
 
         register_job_kinds()
-        # A worker can load the scene models of STUDIO_PRELOAD_MODELS at start.
-        from media_jobs.heartbeat import register_model_preloader
-
-        from .scene_engines import preload_model
-
-        register_model_preloader(preload_model)

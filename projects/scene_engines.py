@@ -85,33 +85,40 @@ def engine_for(spec: ModelSpec) -> SceneEngine:
     return engines()[spec.engine]
 
 
+# The setting holding each cloud service's base URL (registry params "api").
+API_BASE_URLS = {
+    "openai-images": "STUDIO_OPENAI_BASE_URL",
+    "gemini-image": "STUDIO_GEMINI_BASE_URL",
+    "runway": "STUDIO_RUNWAY_BASE_URL",
+    "kling": "STUDIO_KLING_BASE_URL",
+}
+
+
 def model_ref(spec: ModelSpec) -> ModelRef | None:
-    """What a model-backed engine needs to find and run ``spec`` in this
-    host's model store; None for models without weights there."""
-    if spec.location != ModelSpec.Location.LOCAL:
-        return None
-    return ModelRef(
-        key=spec.key,
-        task=spec.kind,
-        store=Path(settings.STUDIO_MODEL_STORE),
-        provider=spec.provider or spec.engine,
-        params=dict(spec.params),
-        cpu=spec.cpu,
-    )
+    """What a model-backed engine needs to run ``spec`` here: its folder in
+    this host's model store, or for a cloud model the key and base URL this
+    host's settings hold; None for models without either (the photo)."""
+    common = {
+        "key": spec.key,
+        "task": spec.kind,
+        "store": Path(settings.STUDIO_MODEL_STORE),
+        "provider": spec.provider or spec.engine,
+        "params": dict(spec.params),
+    }
+    if spec.location == ModelSpec.Location.LOCAL:
+        return ModelRef(**common, cpu=spec.cpu)
+    if spec.location == ModelSpec.Location.API:
+        service = str(spec.params.get("api", ""))
+        base_setting = API_BASE_URLS.get(service, "")
+        return ModelRef(
+            **common,
+            api_key=str(getattr(settings, spec.api_key_setting, "") or "")
+            if spec.api_key_setting
+            else "",
+            base_url=str(getattr(settings, base_setting, "")) if base_setting else "",
+        )
+    return None
 
 
 def queue_for_model(key: str) -> str:
     return queue_for_vram(model_spec(key).vram_gb)
-
-
-def preload_model(key: str) -> None:
-    """Load the scene model ``key`` into this process's model cache (a
-    worker's STUDIO_PRELOAD_MODELS): ValueError for one that has nothing to
-    load, ModelMissing for one not installed here."""
-    spec = model_spec(key)
-    engine = engine_for(spec)
-    ref = model_ref(spec)
-    preload = getattr(engine, "preload", None)
-    if ref is None or preload is None:
-        raise ValueError(f"the model {key!r} has no weights to preload")
-    preload(ref)

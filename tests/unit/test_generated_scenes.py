@@ -186,3 +186,24 @@ def test_a_worker_preloads_an_installed_scene_model_into_its_cache(
     (loaded,) = [m for m in MODEL_CACHE.loaded() if m["key"] == "tiny-sd"]
     assert loaded["policy"] == "cpu" and loaded["uses"] == 1
     assert "'photo' has no weights to preload" in caplog.text
+
+
+def test_a_worker_preloads_a_transformers_model_through_its_provider(
+    db, store, tmp_path, caplog
+):
+    """The speech emotion classifier (transformers), built tiny and imported
+    under the registry's key, is loaded by preloading and classifies."""
+    import numpy as np
+
+    from media_jobs.heartbeat import preload
+    from tests.unit.workers.test_transformers_models import (
+        tiny_emotion_classifier,
+    )
+
+    key = "speech-emotion"
+    import_dir(store, key, tiny_emotion_classifier(tmp_path / "built"))
+
+    assert preload([key]) == [key], caplog.text
+    classifier = MODEL_CACHE.get(key, lambda plan: None, need_bytes=0)
+    scores = classifier.classify(np.zeros(16000, dtype=np.float32), 16000)
+    assert sum(scores.values()) == pytest.approx(1.0)

@@ -28,7 +28,8 @@ class ModelRef:
     store is, the model's key in it, what it does ("image": a still the
     renderer moves; "video": a clip), which loader reads it, its registry
     params (steps, guidance, size, fps, max_frames ...) and whether it may run
-    on the CPU when the card is short."""
+    on the CPU when the card is short; for a cloud model, its key and the
+    service's base URL."""
 
     key: str
     task: str
@@ -36,6 +37,9 @@ class ModelRef:
     provider: str = "diffusers"
     params: Mapping[str, Any] = field(default_factory=dict)
     cpu: bool = False
+    # A cloud model: its service's key and base URL (from the settings).
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""
 
 
 @dataclass(frozen=True)

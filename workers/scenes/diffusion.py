@@ -179,12 +179,6 @@ class DiffusionEngine:
 
         return load, need
 
-    def preload(self, model: ModelRef) -> None:
-        """Load ``model`` into the cache now (a worker's STUDIO_PRELOAD_MODELS),
-        so its first scene finds it ready."""
-        load, need = self._loader(model)
-        self.cache.get(model.key, load, need_bytes=need, cpu_allowed=model.cpu)
-
     def _progress(self, request: SceneRequest, steps: int, what: str) -> Any:
         def on_step_end(_pipe: Any, step: int, _t: Any, kwargs: dict) -> dict:
             done = min(1.0, (step + 1) / max(steps, 1))
