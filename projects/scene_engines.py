@@ -1,9 +1,10 @@
 """Which engine makes a scene, and on which queue it runs.
 
 A scene names a model (``Scene.model``, a ``media_jobs.ModelSpec`` key); the
-spec names its engine and its GPU memory need. The built-in ``photo`` engine
-and the ``diffusers`` engine (image and video models from the model store,
-kept loaded in this process's model cache) are always here; a studio adds
+spec names its engine and its GPU memory need. The built-in ``photo`` engine,
+the ``diffusers`` engine (image and video models from the model store, kept
+loaded in this process's model cache) and the ``api`` engine (the cloud
+models) are always here; a studio adds
 engines with ``STUDIO_SCENE_ENGINES`` ("module:attribute" of an object with
 ``name``, ``version`` and ``render``).
 """
@@ -20,6 +21,7 @@ from media_jobs.heartbeat import MODEL_CACHE
 from media_jobs.models import ModelSpec
 from media_jobs.queues import queue_for_vram
 from workers.scenes import ModelRef, SceneEngine
+from workers.scenes.cloud import CloudEngine
 from workers.scenes.diffusion import DiffusionEngine
 from workers.scenes.photo import PhotoEngine
 
@@ -57,6 +59,7 @@ def engines() -> dict[str, SceneEngine]:
     found: dict[str, SceneEngine] = {
         "photo": PhotoEngine(),
         "diffusers": DiffusionEngine(MODEL_CACHE),
+        "api": CloudEngine(),
     }
     for reference in settings.STUDIO_SCENE_ENGINES:
         engine = _load(reference)
@@ -110,6 +113,8 @@ def model_ref(spec: ModelSpec) -> ModelRef | None:
     if spec.location == ModelSpec.Location.API:
         service = str(spec.params.get("api", ""))
         base_setting = API_BASE_URLS.get(service, "")
+        # The engine names the setting when its key is missing on this host.
+        common["params"] = {**spec.params, "key_setting": spec.api_key_setting}
         return ModelRef(
             **common,
             api_key=str(getattr(settings, spec.api_key_setting, "") or "")

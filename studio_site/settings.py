@@ -304,15 +304,11 @@ STUDIO_KLING_API_KEY = env_str("STUDIO_KLING_API_KEY")
 STUDIO_SUNO_API_KEY = env_str("STUDIO_SUNO_API_KEY")
 STUDIO_ELEVENLABS_API_KEY = env_str("STUDIO_ELEVENLABS_API_KEY")
 # The cloud scene services' base URLs (registry params `api`), for a proxy or
-# a regional endpoint.
-STUDIO_OPENAI_BASE_URL = env_str("STUDIO_OPENAI_BASE_URL", "https://api.openai.com/v1")
-STUDIO_GEMINI_BASE_URL = env_str(
-    "STUDIO_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta"
-)
-STUDIO_RUNWAY_BASE_URL = env_str(
-    "STUDIO_RUNWAY_BASE_URL", "https://api.dev.runwayml.com/v1"
-)
-STUDIO_KLING_BASE_URL = env_str("STUDIO_KLING_BASE_URL", "https://api.klingai.com")
+# a regional endpoint; empty: the service's own (workers/scenes/cloud.py).
+STUDIO_OPENAI_BASE_URL = env_str("STUDIO_OPENAI_BASE_URL")
+STUDIO_GEMINI_BASE_URL = env_str("STUDIO_GEMINI_BASE_URL")
+STUDIO_RUNWAY_BASE_URL = env_str("STUDIO_RUNWAY_BASE_URL")
+STUDIO_KLING_BASE_URL = env_str("STUDIO_KLING_BASE_URL")
 # Characters: the face provider new characters are registered with ("dlib",
 # embedded, or "insightface", from the model store), and the consistency gate
 # every scene of a character passes: generation attempts before a scene is

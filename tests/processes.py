@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -29,6 +30,25 @@ TEST_SCENE_ENGINES = "tests.engines:SlowPhotoEngine"
 # consistency gate's farm test; its impostor is this file of the shared folder.
 DRIFT_ENGINE = "tests.engines:DriftingEngine"
 IMPOSTOR = "impostor.jpg"
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    what: str = "the condition",
+    *,
+    timeout: float = 30.0,
+    logs: Callable[[], str] = lambda: "",
+) -> Any:
+    """The first true value ``predicate`` returns, polled every 0.2 s; an
+    AssertionError naming ``what`` (and the processes' logs) after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout:g} s\n{logs()}")
 
 
 def _require_services() -> None:

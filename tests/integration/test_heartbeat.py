@@ -4,25 +4,13 @@ exactly while a worker on it reports."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from media_jobs.models import ModelSpec, WorkerHeartbeat
 from projects import scene_engines
-from tests.processes import TEST_SCENE_ENGINES
+from tests.processes import TEST_SCENE_ENGINES, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout:g} s")
 
 
 def test_a_gpu_worker_reports_its_queues_and_its_queue_counts_as_served(
@@ -43,7 +31,7 @@ def test_a_gpu_worker_reports_its_queues_and_its_queue_counts_as_served(
     worker = farm.start("--vram", "16", "--gpu-only", name="card@test")
     farm.wait_ready(worker)
 
-    beat = _wait_for(
+    beat = wait_for(
         lambda: WorkerHeartbeat.objects.filter(hostname="card@test").first()
     )
     assert beat.name.startswith("card@test#")
@@ -51,7 +39,7 @@ def test_a_gpu_worker_reports_its_queues_and_its_queue_counts_as_served(
     assert beat.device == "cpu" or beat.device.startswith("cuda:")
     assert beat.loaded == []
     first = beat.last_seen
-    _wait_for(
+    wait_for(
         lambda: WorkerHeartbeat.objects.filter(pk=beat.pk, last_seen__gt=first).exists()
     )
     assert "gpu-test" in {m.key for m in available_models()}
@@ -59,5 +47,5 @@ def test_a_gpu_worker_reports_its_queues_and_its_queue_counts_as_served(
 
     worker.stop()
     # A worker that shuts down cleanly takes its heartbeat with it.
-    _wait_for(lambda: not WorkerHeartbeat.objects.filter(pk=beat.pk).exists())
+    wait_for(lambda: not WorkerHeartbeat.objects.filter(pk=beat.pk).exists())
     assert "gpu-test" not in {m.key for m in available_models()}

@@ -6,8 +6,6 @@ lives, and used by that worker to paint every scene of a render."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from media_jobs.models import Job, ModelSpec, TaskRun, WorkerHeartbeat
@@ -15,6 +13,7 @@ from projects.models import Project, Scene
 from projects.pipeline import create_render_job
 from projects.uploads import add_asset_from_path
 from tests.factories import ProjectFactory
+from tests.processes import wait_for
 from tests.tiny_models import tiny_sd_pipeline
 from workers.modelstore.store import import_dir
 
@@ -22,16 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 FARM_ENV = {"STUDIO_RECONCILE_EVERY_S": "1", "STUDIO_HEARTBEAT_S": "0.5"}
 PARAMS = {"steps": 2, "width": 32, "height": 32, "multiple": 8, "denoise": 0.6}
-
-
-def _wait_for(predicate, what: str, logs, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:g} s\n{logs()}")
 
 
 def test_a_worker_preloads_a_stored_model_reports_it_and_paints_the_scenes(
@@ -66,7 +55,9 @@ def test_a_worker_preloads_a_stored_model_reports_it_and_paints_the_scenes(
             return beat
         return None
 
-    beat = _wait_for(preloaded, "tiny-sd preloaded on card@test", farm.logs)
+    beat = wait_for(
+        preloaded, "tiny-sd preloaded on card@test", timeout=120.0, logs=farm.logs
+    )
     assert beat.installed == ["tiny-sd"]
     (entry,) = [m for m in beat.loaded if m["key"] == "tiny-sd"]
     assert entry["policy"] == "cpu" and entry["uses"] == 1  # no GPU on this host
@@ -81,9 +72,9 @@ def test_a_worker_preloads_a_stored_model_reports_it_and_paints_the_scenes(
     for name in ("astronaut", "hopper", "song"):
         add_asset_from_path(project, sample_files[name])
     job = create_render_job(project, model="tiny-sd")
-    job = _wait_for(
+    job = wait_for(
         lambda: (j := Job.objects.get(pk=job.pk)).is_finished and j,
-        f"job {job.pk} to finish", farm.logs, timeout=240.0,
+        f"job {job.pk} to finish", timeout=240.0, logs=farm.logs,
     )  # fmt: skip
 
     assert job.status == Job.Status.SUCCEEDED, job.error
@@ -92,9 +83,9 @@ def test_a_worker_preloads_a_stored_model_reports_it_and_paints_the_scenes(
     runs = TaskRun.objects.filter(job=job, stage="scenes")
     assert {(r.queue, r.worker) for r in runs} == {("gpu-8", "card@test")}
     # The preloaded pipeline served every scene: loaded once, used again.
-    beat = _wait_for(
+    beat = wait_for(
         lambda: (b := preloaded()) and any(
             m["key"] == "tiny-sd" and m["uses"] > len(scenes) for m in b.loaded
         ) and b,
-        "the heartbeat to count the scenes' uses", farm.logs, timeout=30.0,
+        "the heartbeat to count the scenes' uses", logs=farm.logs,
     )  # fmt: skip

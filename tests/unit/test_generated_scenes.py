@@ -207,3 +207,45 @@ def test_a_worker_preloads_a_transformers_model_through_its_provider(
     classifier = MODEL_CACHE.get(key, lambda plan: None, need_bytes=0)
     scores = classifier.classify(np.zeros(16000, dtype=np.float32), 16000)
     assert sum(scores.values()) == pytest.approx(1.0)
+
+
+def test_a_cloud_image_model_is_offered_once_keyed_and_paints_the_scenes(
+    project, settings, tmp_path
+):
+    """Nano Banana Pro (the Gemini image API) against a local stand-in of the
+    service: offered once its key is set, chosen for quality, asked once per
+    scene with the scene's photo, its pictures moved by the renderer."""
+    import numpy as np
+    from PIL import Image
+
+    from projects.storyboards import available_models
+    from tests.cloud_servers import FakeGemini
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        path = tmp_path / "painted.png"
+        Image.fromarray(np.full((36, 64, 3), colour, dtype=np.uint8)).save(path)
+        return path.read_bytes()
+
+    ModelSpec.objects.filter(key="nano-banana-pro").update(enabled=True)
+    fake = FakeGemini("gemini-test-key", png((30, 160, 90)), png((255, 0, 0)))
+    try:
+        settings.STUDIO_GEMINI_BASE_URL = f"{fake.url}/v1beta"
+        assert "nano-banana-pro" not in {m.key for m in available_models()}
+        settings.STUDIO_GEMINI_API_KEY = "gemini-test-key"
+        assert "nano-banana-pro" in {m.key for m in available_models()}
+
+        job = render_now(project)  # the planner takes the best for quality
+    finally:
+        fake.close()
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    scenes = _scenes(job)
+    assert {s.model for s in scenes} == {"nano-banana-pro"}
+    assert all(s.clip.endswith("/still.png") for s in scenes)
+    asked = fake.api_requests()
+    assert len(asked) >= len(scenes)  # the gate asks again for flagged scenes
+    first = asked[0]
+    assert first.path == "/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    assert first.headers["x-goog-api-key"] == "gemini-test-key"
+    parts = first.body["contents"][0]["parts"]
+    assert any("inline_data" in p or "inlineData" in p for p in parts)
