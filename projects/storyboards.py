@@ -645,10 +645,15 @@ def _edit(
         shot.end_image = _photo(project, changes["end_image"], "the end keyframe")
     if shot.end_image is not None:
         spec = ModelSpec.objects.filter(key=shot.model).first()
-        if spec is None or spec.kind != ModelSpec.Kind.VIDEO:
+        if (
+            spec is None
+            or spec.kind != ModelSpec.Kind.VIDEO
+            or not spec.params.get("keyframes")
+        ):
             raise StoryboardError(
                 f"the model {shot.model!r} makes no video between two keyframes:"
-                " choose a video model, or no end keyframe"
+                " choose a video model that takes an end keyframe (LTX-Video),"
+                " or no end keyframe"
             )
     if "motion" in changes:
         motion = float(changes["motion"])

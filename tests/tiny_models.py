@@ -151,3 +151,168 @@ def tiny_svd_pipeline() -> Any:
         scheduler=scheduler,
         feature_extractor=transformers.CLIPImageProcessor(crop_size=32, size=32),
     )
+
+
+def tiny_ltx_condition_pipeline() -> Any:
+    """An LTXConditionPipeline (LTX-Video with first- and last-frame
+    conditions) with random weights: a one-layer transformer, an 8-channel
+    video VAE and a one-layer T5 over a few words."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+
+    torch.manual_seed(0)
+    transformer = diffusers.LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    vae = diffusers.AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    words = ["<pad>", "</s>", "<unk>", "a", "red", "fox", "in", "the", "snow"]
+    backend = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"
+        )
+    )
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=16,
+    )
+    text_encoder = transformers.T5EncoderModel(
+        transformers.T5Config(
+            vocab_size=len(words),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=1,
+            num_heads=4,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+    return diffusers.LTXConditionPipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
+def _word_tokenizer(words: list[str], max_length: int) -> Any:
+    """A fast tokenizer over ``words`` (a WordLevel vocabulary)."""
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+
+    backend = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"
+        )
+    )
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=max_length,
+    )
+
+
+def tiny_flux_pipeline() -> Any:
+    """A FluxPipeline with random weights: a one-block transformer, a
+    one-layer CLIP and T5, a one-level VAE."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+
+    words = ["<pad>", "<s>", "</s>", "<unk>", "a", "red", "fox", "in", "the", "snow"]
+    torch.manual_seed(0)
+    transformer = diffusers.FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8],
+    )
+    clip = transformers.CLIPTextModel(
+        transformers.CLIPTextConfig(
+            vocab_size=len(words),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=1,
+            max_position_embeddings=16,
+            projection_dim=32,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+    )
+    t5 = transformers.T5EncoderModel(
+        transformers.T5Config(
+            vocab_size=len(words),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=1,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+        )
+    )
+    vae = diffusers.AutoencoderKL(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+    return diffusers.FluxPipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
+        text_encoder=clip,
+        text_encoder_2=t5,
+        tokenizer=_word_tokenizer(words, 16),
+        tokenizer_2=_word_tokenizer(words, 16),
+        transformer=transformer,
+        vae=vae,
+    )

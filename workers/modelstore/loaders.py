@@ -41,6 +41,8 @@ from workers.modelstore.transformers_models import load_transformers
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pth")
 
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
+# What an FP8 checkpoint's weights may stay in while they wait to run.
+_STORAGE_DTYPES = ("float8_e4m3fn", "float8_e5m2")
 # The files from_single_file reads: safetensors, and the pickled .ckpt that
 # diffusers opens with torch.load(weights_only=True), so no code runs.
 _CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
@@ -92,6 +94,21 @@ def _import_diffusers() -> Any:
     return diffusers
 
 
+def weights_variant(folder: Path) -> str | None:
+    """The variant the pipeline in ``folder`` was pulled in ("fp16" when its
+    weights are all ``*.fp16.safetensors``, as the registry fetches SDXL and
+    SVD), which from_pretrained must be told; None for plain weights."""
+    variants = set()
+    for path in Path(folder).glob("*/*"):
+        if path.suffix.lower() not in (".safetensors", ".bin"):
+            continue
+        parts = path.name.split(".")
+        variants.add(parts[-2] if len(parts) > 2 else None)
+    if len(variants) == 1:
+        return variants.pop()
+    return None
+
+
 def _pipeline_from_folder(
     folder: Path, torch_dtype: Any, **components: object
 ) -> object:
@@ -100,7 +117,11 @@ def _pipeline_from_folder(
     diffusers = _import_diffusers()
     try:
         return diffusers.DiffusionPipeline.from_pretrained(
-            str(folder), dtype=torch_dtype, local_files_only=True, **components
+            str(folder),
+            dtype=torch_dtype,
+            local_files_only=True,
+            variant=weights_variant(folder),
+            **components,
         )
     except (OSError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
         raise StoreError(
@@ -162,6 +183,12 @@ def _single_file_params(
                 f" {name} must be a non-empty string"
             )
         found[name] = value
+    storage = params.get("storage_dtype")
+    if storage is not None and storage not in _STORAGE_DTYPES:
+        raise ValueError(
+            f"the model '{key}' has storage_dtype: {storage!r} in its registry"
+            f" params; it must be one of {', '.join(_STORAGE_DTYPES)}"
+        )
     return base, found["component"], found["file"]
 
 
@@ -370,6 +397,16 @@ def _load_single_file(
             f" check that it is a checkpoint of that model, and its files with:"
             f" python manage.py models verify {key}"
         ) from exc
+    storage = params.get("storage_dtype")
+    if storage:
+        # An FP8 checkpoint (the FLUX merge, Wan 2.1) is upcast as it loads;
+        # kept in FP8 and cast up layer by layer as it runs, it needs about
+        # its file's size, not twice that.
+        import torch
+
+        weights.enable_layerwise_casting(
+            storage_dtype=getattr(torch, str(storage)), compute_dtype=torch_dtype
+        )
     # A checkpoint that lacks some weights leaves them on the "meta" device
     # (loading starts from empty weights); it would fail only when run.
     missing = [

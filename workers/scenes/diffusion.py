@@ -179,6 +179,43 @@ class DiffusionEngine:
 
         return load, need
 
+    def _keyframes(
+        self,
+        pipe: Any,
+        request: SceneRequest,
+        model: ModelRef,
+        first: Image.Image,
+        size: tuple[int, int],
+        count: int,
+    ) -> dict[str, Any]:
+        """The arguments that make the clip end on the scene's end keyframe:
+        LTX-Video's conditions on the first and last frame, or a pipeline's
+        ``last_image``. A model that takes neither is refused rather than
+        quietly ignoring the keyframe the user chose."""
+        assert request.end_image is not None
+        with Image.open(request.end_image) as opened:
+            end = ImageOps.exif_transpose(opened).convert("RGB")
+        last = _fit(end, size, (0.5, 0.5))
+        names = inspect.signature(pipe.__call__).parameters
+        if "conditions" in names:
+            from diffusers.pipelines.ltx.pipeline_ltx_condition import (
+                LTXVideoCondition,
+            )
+
+            return {
+                "image": None,
+                "conditions": [
+                    LTXVideoCondition(image=first, frame_index=0),
+                    LTXVideoCondition(image=last, frame_index=count - 1),
+                ],
+            }
+        if "last_image" in names:
+            return {"last_image": last}
+        raise ValueError(
+            f"the model {model.key!r} cannot end a clip on a keyframe; choose"
+            " another model for this scene, or no end keyframe"
+        )
+
     def _progress(self, request: SceneRequest, steps: int, what: str) -> Any:
         def on_step_end(_pipe: Any, step: int, _t: Any, kwargs: dict) -> dict:
             done = min(1.0, (step + 1) / max(steps, 1))
@@ -204,6 +241,10 @@ class DiffusionEngine:
             "negative_prompt": request.negative_prompt or None,
             "num_inference_steps": steps,
             "guidance_scale": params.get("guidance"),
+            # Image-to-image pipelines that take a size (FLUX) otherwise
+            # paint their square default; the others use the photo's.
+            "width": size[0],
+            "height": size[1],
             "generator": self._generator(request.seed),
             "output_type": "pil",
         }
@@ -224,7 +265,6 @@ class DiffusionEngine:
             steps = max(1, int(total * denoise))
         else:
             runner = pipe
-            wanted |= {"width": size[0], "height": size[1]}
         wanted["callback_on_step_end"] = self._progress(request, steps, "painting")
         result = runner(**_accepted(runner.__call__, wanted))
         picture = result.images[0]
@@ -242,15 +282,9 @@ class DiffusionEngine:
         steps = int(params.get("steps", 25))
         with Image.open(request.image) as opened:
             photo = ImageOps.exif_transpose(opened).convert("RGB")
-        last = None
-        if request.end_image is not None:
-            with Image.open(request.end_image) as opened:
-                last = _fit(
-                    ImageOps.exif_transpose(opened).convert("RGB"), size, (0.5, 0.5)
-                )
+        first = _fit(photo, size, request.focus)
         wanted: dict[str, Any] = {
-            "image": _fit(photo, size, request.focus),
-            "last_image": last,
+            "image": first,
             "prompt": request.prompt or None,
             "negative_prompt": request.negative_prompt or None,
             "width": size[0],
@@ -259,11 +293,14 @@ class DiffusionEngine:
             "num_inference_steps": steps,
             "guidance_scale": params.get("guidance"),
             "motion_bucket_id": params.get("motion_bucket_id"),
-            "fps": params.get("fps"),
+            "fps": params.get("fps"),  # SVD's frame-rate conditioning
+            "frame_rate": model_fps,  # LTX-Video's
             "generator": self._generator(request.seed),
             "output_type": "pil",
             "callback_on_step_end": self._progress(request, steps, "animating"),
         }
+        if request.end_image is not None:
+            wanted |= self._keyframes(pipe, request, model, first, size, count)
         result = pipe(**_accepted(pipe.__call__, wanted))
         pictures = _as_pictures(result.frames[0])
         request.report(0.92, f"scene {request.index}: writing {len(pictures)} frames")

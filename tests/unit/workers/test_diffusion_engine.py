@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tiny_models import tiny_sd_pipeline, tiny_svd_pipeline
+from tests.tiny_models import (
+    tiny_flux_pipeline,
+    tiny_ltx_condition_pipeline,
+    tiny_sd_pipeline,
+    tiny_svd_pipeline,
+)
 from workers.assembly.sources import probe_video
 from workers.modelstore.cache import ModelCache
 from workers.modelstore.memory import NoDeviceError
@@ -32,7 +37,13 @@ VIDEO_PARAMS = {
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding tiny-sd and tiny-svd, imported as an operator would."""
     root = tmp_path_factory.mktemp("store")
-    for key, build in (("tiny-sd", tiny_sd_pipeline), ("tiny-svd", tiny_svd_pipeline)):
+    builders = (
+        ("tiny-sd", tiny_sd_pipeline),
+        ("tiny-svd", tiny_svd_pipeline),
+        ("tiny-ltx", tiny_ltx_condition_pipeline),
+        ("tiny-flux", tiny_flux_pipeline),
+    )
+    for key, build in builders:
         folder = tmp_path_factory.mktemp(key)
         build().save_pretrained(folder)
         import_dir(root, key, folder)
@@ -158,6 +169,21 @@ def test_the_photo_carries_into_the_still_unless_denoise_is_one(store, photo, tm
     assert np.array_equal(_pixels(one.still), _pixels(two.still))
 
 
+@pytest.mark.parametrize("denoise", [0.75, 1.0])
+def test_flux_paints_in_the_videos_aspect_from_the_photo_or_the_prompt(
+    store, photo, tmp_path, denoise
+):
+    engine = DiffusionEngine(_cpu_cache())
+    ref = ModelRef(
+        key="tiny-flux", task="image", store=store, cpu=True,
+        params={"steps": 2, "width": 32, "height": 32, "guidance": 0.0,
+                "denoise": denoise},
+    )  # fmt: skip
+    output = engine.render(_request(tmp_path, photo, ref))
+    with Image.open(output.still) as still:
+        assert still.size == generation_size(64, 36, ref.params) == (48, 32)
+
+
 def test_a_video_model_animates_the_photo_into_a_clip_spanning_the_scene(
     store, photo, tmp_path
 ):
@@ -201,6 +227,46 @@ def test_a_gguf_model_paints_inside_its_base_pipeline(store, photo, tmp_path):
         assert still.size == (40, 24)
     assert not np.array_equal(_pixels(own.still), _pixels(painted.still))
     assert {m["key"] for m in engine.cache.loaded()} == {"tiny-sd", "tiny-sd-gguf"}
+
+
+def test_an_ltx_clip_ends_on_the_scenes_end_keyframe(store, photo, tmp_path):
+    """LTX-Video takes the photo and the end keyframe as conditions on the
+    first and last frames: another end keyframe makes another clip."""
+    engine = DiffusionEngine(_cpu_cache())
+    ref = ModelRef(
+        key="tiny-ltx", task="video", store=store, cpu=True,
+        params={
+            "steps": 2, "width": 32, "height": 32, "multiple": 32, "fps": 24,
+            "max_frames": 9, "frame_step": 8, "guidance": 1.0, "keyframes": True,
+        },
+    )  # fmt: skip
+    ends = []
+    for colour in ((0, 0, 220), (240, 240, 240)):
+        end = tmp_path / f"end-{colour[0]}.png"
+        Image.new("RGB", (64, 64), colour).save(end)
+        ends.append(end)
+    clips = [
+        engine.render(_request(tmp_path, photo, ref, name=f"c{n}", end_image=end))
+        for n, end in enumerate(ends)
+    ]
+
+    for output in clips:
+        stream, _ = probe_video(output.clip)
+        assert stream.frames == 9 and (stream.width, stream.height) == (32, 32)
+    assert clips[0].preview is not None and clips[1].preview is not None
+    assert not np.array_equal(_pixels(clips[0].preview), _pixels(clips[1].preview))
+
+
+def test_a_video_model_without_keyframes_refuses_an_end_keyframe(
+    store, photo, tmp_path
+):
+    engine = DiffusionEngine(_cpu_cache())
+    ref = ModelRef(
+        key="tiny-svd", task="video", store=store, params=VIDEO_PARAMS, cpu=True
+    )
+    with pytest.raises(ValueError, match="cannot end a clip on a keyframe"):
+        engine.render(_request(tmp_path, photo, ref, end_image=photo))
+    assert not (tmp_path / "out" / "clip.mp4").exists()
 
 
 def test_a_missing_model_names_the_pull_command(tmp_path, photo):

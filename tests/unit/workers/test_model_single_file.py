@@ -463,3 +463,63 @@ def test_a_checkpoint_of_another_model_is_a_store_error(store, base_folder, tmp_
         StoreError, match="wider.gguf.*expected shape.*checkpoint of that model"
     ):
         load_model(store, GGUF, "diffusers", CPU_PLAN, params=QUANTIZED)
+
+
+# -- variants and FP8 storage -------------------------------------------------------
+
+
+def test_a_pipeline_pulled_as_its_fp16_variant_loads(tmp_path):
+    """SDXL and SVD are fetched as ``*.fp16.safetensors`` only; from_pretrained
+    finds them only when told the variant, which the folder gives away."""
+    import numpy as np
+
+    from workers.modelstore.loaders import weights_variant
+
+    folder = tmp_path / "built"
+    tiny_sd_pipeline().save_pretrained(folder, variant="fp16")
+    assert weights_variant(folder) == "fp16"
+    store = tmp_path / "store"
+    import_dir(store, "sdxl-base", folder)
+
+    pipe: Any = load_model(store, "sdxl-base", "diffusers", CPU_PLAN)
+
+    assert np.isfinite(_render(pipe)).all()
+    plain = tmp_path / "plain"
+    tiny_sd_pipeline().save_pretrained(plain)
+    assert weights_variant(plain) is None
+
+
+def test_an_fp8_checkpoint_stays_in_fp8_until_each_layer_runs(
+    store, base_folder, tmp_path
+):
+    import numpy as np
+    import torch
+
+    weights = _unet_weights(base_folder, seed=7)
+    stored = {
+        name: tensor.to(torch.float8_e4m3fn) if tensor.ndim > 1 else tensor
+        for name, tensor in weights.items()
+    }
+    _install(store, UNET, {"unet-fp8.safetensors": stored}, tmp_path)
+
+    upcast: Any = load_model(store, UNET, "diffusers", CPU_PLAN, params=SINGLE)
+    kept: Any = load_model(
+        store, UNET, "diffusers", CPU_PLAN,
+        params={**SINGLE, "storage_dtype": "float8_e4m3fn"},
+    )  # fmt: skip
+
+    def weight_bytes(unet: Any) -> int:
+        return sum(p.numel() * p.element_size() for p in unet.parameters())
+
+    assert {p.dtype for p in upcast.unet.parameters()} == {torch.float32}
+    assert torch.float8_e4m3fn in {p.dtype for p in kept.unet.parameters()}
+    assert weight_bytes(kept.unet) < weight_bytes(upcast.unet) / 2
+    image = _render(kept)
+    assert np.isfinite(image).all()
+    assert np.allclose(image, _render(upcast), atol=0.05)
+
+    with pytest.raises(ValueError, match="storage_dtype"):
+        load_model(
+            store, UNET, "diffusers", CPU_PLAN,
+            params={**SINGLE, "storage_dtype": "int4"},
+        )  # fmt: skip
