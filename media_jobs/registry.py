@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from workers.modelstore.cache import ModelCache
-from workers.modelstore.loaders import load_model, load_need_bytes
+from workers.modelstore.loaders import cache_signature, load_model, load_need_bytes
 from workers.modelstore.memory import MemoryPlan
 from workers.modelstore.registry import PlannedModel, planned_models
 from workers.modelstore.store import Installed, StoreError, installed, pull
@@ -86,6 +86,11 @@ def store_path() -> Path:
     return Path(settings.STUDIO_MODEL_STORE)
 
 
+# The providers whose models tasks take from a worker's model cache (the scene
+# engines'); the face models have preloaders of their own.
+PRELOADED_PROVIDERS = ("diffusers",)
+
+
 def load_into_cache(key: str, cache: ModelCache) -> object:
     """The local model ``key`` loaded by its provider from this host's store
     into ``cache`` under its key, as the scene engines load it (what a
@@ -97,6 +102,12 @@ def load_into_cache(key: str, cache: ModelCache) -> object:
         raise ValueError(f"the model {key!r} is not in the registry")
     if spec.location != ModelSpec.Location.LOCAL:
         raise ValueError(f"the model {key!r} has no weights to preload")
+    if spec.provider not in PRELOADED_PROVIDERS:
+        # Loaded, it would hold memory until evicted: no task takes it yet.
+        raise ValueError(
+            f"the model {key!r} ({spec.provider}) is not used by any task of"
+            " this studio yet, so it is not preloaded"
+        )
     store, params = store_path(), dict(spec.params)
 
     def load(plan: MemoryPlan) -> object:
@@ -105,7 +116,10 @@ def load_into_cache(key: str, cache: ModelCache) -> object:
         )
 
     need = load_need_bytes(store, key, params)
-    return cache.get(key, load, need_bytes=need, cpu_allowed=spec.cpu)
+    return cache.get(
+        key, load, need_bytes=need, cpu_allowed=spec.cpu,
+        signature=cache_signature(store, key, params),
+    )  # fmt: skip
 
 
 def api_key_present(spec: ModelSpec) -> bool:

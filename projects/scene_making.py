@@ -45,7 +45,8 @@ def scene_fingerprint(
 ) -> str:
     """Everything that decides the scene's own output (its joins aside):
     the photo's content, the frame, the move and its focus, the model
-    (``spec``) and its revision, the engine and its version, the seed."""
+    (``spec``), its revision and params, the engine and its version, the
+    seed."""
     engine = engine_for(spec)
     return cache.fingerprint(
         {
@@ -66,8 +67,28 @@ def scene_fingerprint(
             "negative_prompt": scene.negative_prompt,
             "motion": round(scene.motion, 4),
             "end_image": scene.end_image.sha256 if scene.end_image else "",
+            **_model_settings(spec),
         }
     )
+
+
+def _model_settings(spec: ModelSpec) -> dict[str, Any]:
+    """The registry params the model runs with (steps, size, denoise ...) and
+    a single-file model's base and its revision: an admin edit of either
+    makes the model's scenes again. Models without params (the photo engine)
+    add nothing, so their fingerprints stay as they were."""
+    if not spec.params:
+        return {}
+    found: dict[str, Any] = {"model_params": spec.params}
+    base = spec.params.get("base")
+    if base:
+        revision = (
+            ModelSpec.objects.filter(key=base)
+            .values_list("revision", flat=True)
+            .first()
+        )
+        found["model_base"] = [base, revision or ""]
+    return found
 
 
 # A scene source with one of these suffixes is a picture the renderer moves

@@ -188,25 +188,14 @@ def test_a_worker_preloads_an_installed_scene_model_into_its_cache(
     assert "'photo' has no weights to preload" in caplog.text
 
 
-def test_a_worker_preloads_a_transformers_model_through_its_provider(
-    db, store, tmp_path, caplog
-):
-    """The speech emotion classifier (transformers), built tiny and imported
-    under the registry's key, is loaded by preloading and classifies."""
-    import numpy as np
-
+def test_a_model_no_task_takes_from_the_cache_is_not_preloaded(db, store, caplog):
+    """The speech emotion classifier (transformers) would only hold memory:
+    preloading it is refused with the reason."""
     from media_jobs.heartbeat import preload
-    from tests.unit.workers.test_transformers_models import (
-        tiny_emotion_classifier,
-    )
 
-    key = "speech-emotion"
-    import_dir(store, key, tiny_emotion_classifier(tmp_path / "built"))
-
-    assert preload([key]) == [key], caplog.text
-    classifier = MODEL_CACHE.get(key, lambda plan: None, need_bytes=0)
-    scores = classifier.classify(np.zeros(16000, dtype=np.float32), 16000)
-    assert sum(scores.values()) == pytest.approx(1.0)
+    assert preload(["speech-emotion"]) == []
+    assert "is not used by any task of this studio yet" in caplog.text
+    assert "speech-emotion" not in {m["key"] for m in MODEL_CACHE.loaded()}
 
 
 def test_a_cloud_image_model_is_offered_once_keyed_and_paints_the_scenes(
@@ -249,3 +238,29 @@ def test_a_cloud_image_model_is_offered_once_keyed_and_paints_the_scenes(
     assert first.headers["x-goog-api-key"] == "gemini-test-key"
     parts = first.body["contents"][0]["parts"]
     assert any("inline_data" in p or "inlineData" in p for p in parts)
+
+
+def test_an_admin_edit_of_a_models_params_makes_its_scenes_again(
+    project, store, models, saved_models, settings
+):
+    settings.STUDIO_CONSISTENCY_TRIES = 1
+    import_dir(store, "tiny-sd", saved_models["tiny-sd"])
+    first = render_now(project, model="tiny-sd")
+    assert first.status == Job.Status.SUCCEEDED, first.error
+    reloads = MODEL_CACHE.evictions.count("tiny-sd")
+
+    # A running param: the scenes are made again with the loaded pipeline.
+    ModelSpec.objects.filter(key="tiny-sd").update(params={**IMAGE_PARAMS, "steps": 3})
+    second = render_now(project, model="tiny-sd")
+    assert second.status == Job.Status.SUCCEEDED, second.error
+    assert not any(s.cached for s in _scenes(second))
+    assert MODEL_CACHE.evictions.count("tiny-sd") == reloads
+
+    # A loading param: the pipeline is loaded again as well.
+    ModelSpec.objects.filter(key="tiny-sd").update(
+        params={**IMAGE_PARAMS, "steps": 3, "dtype": "float32"}
+    )
+    third = render_now(project, model="tiny-sd")
+    assert third.status == Job.Status.SUCCEEDED, third.error
+    assert not any(s.cached for s in _scenes(third))
+    assert MODEL_CACHE.evictions.count("tiny-sd") == reloads + 1

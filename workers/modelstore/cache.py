@@ -40,6 +40,9 @@ class Entry:
     plan: MemoryPlan
     last_used: float
     uses: int
+    # What it was loaded from (revision, loading params): another signature
+    # asked for under the same key loads it again.
+    signature: str = ""
 
 
 def _free_gpu_memory() -> int | None:
@@ -103,6 +106,7 @@ class ModelCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.RLock()
         self._pins: dict[str, int] = {}  # key -> blocks using it now
+        self._use_locks: dict[str, threading.RLock] = {}  # one user per key
         self.evictions: list[str] = []
 
     def get(
@@ -112,6 +116,7 @@ class ModelCache:
         *,
         need_bytes: int,
         cpu_allowed: bool = True,
+        signature: str = "",
     ) -> object:
         """The value cached under `key`, loading it with `load(plan)` on a miss.
 
@@ -120,7 +125,7 @@ class ModelCache:
         With `cpu_allowed=False` and no fit even on an emptied card this raises
         NoDeviceError, and the evictions it made stay made; a hit that was
         loaded on the CPU is loaded again for such a caller."""
-        with self._lock:
+        with self._use_lock(key), self._lock:
             entry = self._entries.get(key)
             if (
                 entry is not None
@@ -129,6 +134,10 @@ class ModelCache:
             ):
                 # Loaded on the CPU for a caller that allowed it (a preload on a
                 # busy card); this caller needs the GPU, so place it again.
+                self._drop(key)
+                entry = None
+            if entry is not None and entry.signature != signature:
+                # Pulled again or loaded with other params since: stale.
                 self._drop(key)
                 entry = None
             if entry is not None:
@@ -153,6 +162,7 @@ class ModelCache:
                 plan=plan,
                 last_used=self._clock(),
                 uses=1,
+                signature=signature,
             )
             return value
 
@@ -176,23 +186,39 @@ class ModelCache:
                 return True
         return False
 
+    def _use_lock(self, key: str) -> threading.RLock:
+        with self._lock:
+            return self._use_locks.setdefault(key, threading.RLock())
+
     @contextmanager
     def using(
-        self, key: str, load: Loader, *, need_bytes: int, cpu_allowed: bool = True
+        self,
+        key: str,
+        load: Loader,
+        *,
+        need_bytes: int,
+        cpu_allowed: bool = True,
+        signature: str = "",
     ) -> Iterator[object]:
         """``get``, with the entry kept loaded until the block ends: a task
         using two models cannot have the first evicted to make room for the
-        second."""
-        with self._lock:
-            value = self.get(key, load, need_bytes=need_bytes, cpu_allowed=cpu_allowed)
-            self._pins[key] = self._pins.get(key, 0) + 1
-        try:
-            yield value
-        finally:
+        second. One block at a time uses a key: a pipeline keeps the state
+        of its call (its scheduler's steps), so two threads running it at
+        once would corrupt each other."""
+        with self._use_lock(key):
             with self._lock:
-                self._pins[key] -= 1
-                if not self._pins[key]:
-                    del self._pins[key]
+                value = self.get(
+                    key, load, need_bytes=need_bytes, cpu_allowed=cpu_allowed,
+                    signature=signature,
+                )  # fmt: skip
+                self._pins[key] = self._pins.get(key, 0) + 1
+            try:
+                yield value
+            finally:
+                with self._lock:
+                    self._pins[key] -= 1
+                    if not self._pins[key]:
+                        del self._pins[key]
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key)

@@ -315,6 +315,26 @@ def _component_class(
     return model_class
 
 
+# The registry params that change what load_model builds (the others, such
+# as steps or sizes, are read when the model runs).
+LOAD_PARAMS = (
+    "dtype", "variant", "single_file", "gguf", "base", "component", "file",
+    "storage_dtype",
+)  # fmt: skip
+
+
+def cache_signature(store: Path, key: str, params: Mapping[str, Any]) -> str:
+    """What a loaded model was built from: the revision installed (and its
+    base's, for a single-file model) and the loading params. A model cache
+    loads it again when this changes (a new pull, an admin edit)."""
+    revisions = [require(store, key).revision]
+    base = params.get("base")
+    if base and (params.get("single_file") or params.get("gguf")):
+        revisions.append(require(store, str(base)).revision)
+    loading = {name: params[name] for name in LOAD_PARAMS if name in params}
+    return json.dumps([revisions, loading], sort_keys=True)
+
+
 def load_need_bytes(
     store: Path, key: str, params: Mapping[str, Any] | None = None
 ) -> int:

@@ -37,7 +37,7 @@ from PIL import Image, ImageOps
 from workers.assembly.encode import video_args
 from workers.assembly.ffmpeg import run_ffmpeg
 from workers.modelstore.cache import ModelCache
-from workers.modelstore.loaders import load_model, load_need_bytes
+from workers.modelstore.loaders import cache_signature, load_model, load_need_bytes
 from workers.modelstore.memory import MemoryPlan
 
 from . import ModelRef, SceneOutput, SceneRequest
@@ -156,9 +156,11 @@ class DiffusionEngine:
             )
         request.report(0.0, f"scene {request.index}: loading {model.key}")
         load, need = self._loader(model)
+        signature = cache_signature(model.store, model.key, model.params)
         with self.cache.using(
-            model.key, load, need_bytes=need, cpu_allowed=model.cpu
-        ) as pipe:
+            model.key, load, need_bytes=need, cpu_allowed=model.cpu,
+            signature=signature,
+        ) as pipe:  # fmt: skip
             if model.task == "image":
                 return self._still(pipe, request, model)
             return self._clip(pipe, request, model)

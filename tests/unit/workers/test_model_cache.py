@@ -262,6 +262,50 @@ def test_two_threads_asking_for_the_same_key_load_it_once() -> None:
     assert len(results) == 2 and results[0] is results[1]
 
 
+def test_a_model_asked_for_with_another_signature_is_loaded_again() -> None:
+    """A new pull or an admin edit of how the model loads (its signature)
+    replaces the loaded copy; the same signature is a hit."""
+    card = FakeCard(total=10 * GiB)
+    cache = card.cache()
+    need = 2 * GiB
+
+    first = cache.get("A", card.loader("A", need), need_bytes=need, signature="r1")
+    same = cache.get("A", card.loader("A", need), need_bytes=need, signature="r1")
+    pulled = cache.get("A", card.loader("A", need), need_bytes=need, signature="r2")
+
+    assert first is same and pulled is not first
+    assert card.loads == ["A", "A"]
+    assert cache.evictions == ["A"]
+    assert card.allocations == {"A": need}  # the stale copy was released
+
+
+def test_one_block_at_a_time_uses_a_model() -> None:
+    """A pipeline keeps the state of its call, so two threads using the same
+    key take turns; another key runs alongside."""
+    cache = ModelCache(free_memory=lambda: 10 * GiB, release=lambda v: None)
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    lock = threading.Lock()
+
+    def use(key: str) -> None:
+        with cache.using(key, lambda plan: object(), need_bytes=GiB):
+            with lock:
+                inside.append(key)
+                overlaps.append(tuple(sorted(inside)))
+            time.sleep(0.1)
+            with lock:
+                inside.remove(key)
+
+    threads = [threading.Thread(target=use, args=(k,)) for k in ("A", "A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+
+    assert not any(seen.count("A") > 1 for seen in overlaps)
+    assert any(set(seen) == {"A", "B"} for seen in overlaps)
+
+
 def test_loaded_lists_most_recent_first_with_heartbeat_fields() -> None:
     card = FakeCard(total=20 * GiB)
     clock = TickingClock()
