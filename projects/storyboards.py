@@ -101,21 +101,32 @@ def _model_kind(spec: ModelSpec) -> str:
     return "video" if spec.kind == ModelSpec.Kind.VIDEO else "image"
 
 
+def _held(key: str, queue: str, on_workers: dict[str, set[str]]) -> bool:
+    """The model ``key`` is in this host's store or in the store of a live
+    worker serving ``queue``."""
+    if queue in on_workers.get(key, set()):
+        return True
+    try:
+        return installed(store_path(), key) is not None
+    except StoreError:  # a damaged manifest: not until pulled again
+        return False
+
+
 def usable(
     spec: ModelSpec, queue: str, on_workers: dict[str, set[str]] | None = None
 ) -> bool:
     """Whether this studio can run the model now: its weights are in this
     host's store or in the store of a live worker serving ``queue`` (a
-    local model), or its key is configured (an API model)."""
+    local model; a single-file model's base pipeline as well), or its key
+    is configured (an API model)."""
     if spec.location == ModelSpec.Location.API:
         return api_key_present(spec)
     if spec.location == ModelSpec.Location.LOCAL:
-        if queue in (on_workers or {}).get(spec.key, set()):
-            return True
-        try:
-            return installed(store_path(), spec.key) is not None
-        except StoreError:  # a damaged manifest: not until pulled again
+        found = on_workers or {}
+        base = spec.params.get("base")
+        if base and not _held(str(base), queue, found):
             return False
+        return _held(spec.key, queue, found)
     return True
 
 

@@ -264,3 +264,28 @@ def test_an_admin_edit_of_a_models_params_makes_its_scenes_again(
     assert third.status == Job.Status.SUCCEEDED, third.error
     assert not any(s.cached for s in _scenes(third))
     assert MODEL_CACHE.evictions.count("tiny-sd") == reloads + 1
+
+
+def test_a_gguf_model_is_offered_once_its_base_is_installed_and_renders(
+    project, store, models, saved_models, settings, tmp_path
+):
+    from projects.storyboards import available_models
+    from tests.unit.workers.test_model_single_file import _install, _unet_weights
+
+    settings.STUDIO_CONSISTENCY_TRIES = 1
+    ModelSpec.objects.create(
+        key="tiny-sd-gguf", name="Tiny SD, GGUF UNet", kind=ModelSpec.Kind.IMAGE,
+        engine="diffusers", provider="diffusers", location=ModelSpec.Location.LOCAL,
+        revision="1", vram_gb=0.0, cpu=True, quality=10, speed=1,
+        params={**IMAGE_PARAMS, "gguf": True, "base": "tiny-sd"},
+    )  # fmt: skip
+    weights = _unet_weights(saved_models["tiny-sd"], 11)
+    _install(store, "tiny-sd-gguf", {"unet.gguf": weights}, tmp_path)
+    assert "tiny-sd-gguf" not in {m.key for m in available_models()}  # no base
+
+    import_dir(store, "tiny-sd", saved_models["tiny-sd"])
+    assert {"tiny-sd", "tiny-sd-gguf"} <= {m.key for m in available_models()}
+
+    job = render_now(project, model="tiny-sd-gguf")
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert all(s.clip.endswith("/still.png") for s in _scenes(job))
