@@ -99,6 +99,7 @@ class FakeService:
         self.queued: list[Reply] = []
         self.files: dict[str, bytes] = {}
         self.announce_length = True  # a Content-Length on downloads
+        self.redirects: dict[str, str] = {}  # file name -> where a 302 sends it
         self._lock = threading.Lock()
         self._closing = threading.Event()
         fake = self
@@ -185,6 +186,12 @@ class FakeService:
     def _send_file(self, handler: BaseHTTPRequestHandler, name: str) -> None:
         data = self.files.get(name)
         try:
+            if name in self.redirects:
+                handler.send_response(302)
+                handler.send_header("Location", self.redirects[name])
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
             if data is None:
                 handler.send_response(404)
                 handler.send_header("Content-Length", "0")

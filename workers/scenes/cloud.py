@@ -42,16 +42,18 @@ import email.utils
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import av
 import requests
@@ -76,6 +78,8 @@ PHOTO_QUALITY = 92
 PREVIEW_FRAME = 12
 ERROR_DETAIL_CHARS = 300
 CHUNK = 256 * 1024
+# Redirects a download may follow, each checked like the first address.
+MAX_REDIRECTS = 5
 
 SERVICE_NAMES = {
     "openai-images": "OpenAI Images",
@@ -237,6 +241,14 @@ def _service_message(body: bytes) -> str:
     return text[:ERROR_DETAIL_CHARS]
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a reply's list, ignoring anything else in it (a reply
+    of another shape then says it holds no result)."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
 class _Client:
     """One scene's conversation with one service: its requests with retries,
     its downloads, and the files it wrote, removed if the scene fails."""
@@ -375,10 +387,8 @@ class _Client:
 
     def download(self, url: str, limit: int, name: str) -> Path:
         """``url`` saved to a temporary file, at most ``limit`` bytes; tried
-        again like an API call. No key goes with it."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise self.error(f"the result is not at an http(s) URL ({parts.scheme}:)")
+        again like an API call. No key goes with it, and neither the URL nor
+        a redirect may lead to this host or its private network."""
         engine = self.engine
         timeout = (engine.connect_timeout, engine.read_timeout)
         last = ""
@@ -386,7 +396,7 @@ class _Client:
             response: requests.Response | None = None
             target = self.temp(name)
             try:
-                with self.session.get(url, timeout=timeout, stream=True) as response:
+                with self._follow(url, timeout) as response:
                     status = response.status_code
                     if 200 <= status < 300:
                         self._save(response, target, limit)
@@ -398,13 +408,49 @@ class _Client:
                 last = (
                     f"the download stalled for {engine.read_timeout:g} s"
                     if _is_read_timeout(exc)
-                    else f"the download from {parts.netloc} was cut off"
+                    else f"the download from {urlsplit(url).netloc} was cut off"
                 )
                 response = None
             target.unlink(missing_ok=True)
             if attempt + 1 < engine.tries:
                 self.pause(self._delay(attempt, response))
         raise self.error(f"{last} (gave up after {engine.tries} tries)")
+
+    def _follow(self, url: str, timeout: tuple[float, float]) -> requests.Response:
+        """The response at ``url`` after at most MAX_REDIRECTS redirects,
+        each hop's address checked before it is asked."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_download_url(url)
+            response = self.session.get(
+                url, timeout=timeout, stream=True, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+        raise self.error(f"the download redirected more than {MAX_REDIRECTS} times")
+
+    def _check_download_url(self, url: str) -> None:
+        """A result must be at an http(s) URL whose host resolves to public
+        addresses only: a service (or a redirect) pointing the worker at its
+        own network would otherwise make it fetch from there."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.error(f"the result is not at an http(s) URL ({parts.scheme}:)")
+        if self.engine.private_downloads:
+            return
+        try:
+            found = socket.getaddrinfo(parts.hostname, parts.port or 443)
+        except (OSError, UnicodeError):
+            raise self.error(f"the result's host {parts.hostname} is unknown") from None
+        for address in {info[4][0] for info in found}:
+            ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+            if not ip.is_global or ip.is_multicast:
+                raise self.error(
+                    f"the result is at {parts.hostname}, a private address"
+                    f" ({ip}); refused"
+                )
 
     def _save(self, response: requests.Response, target: Path, limit: int) -> None:
         announced = response.headers.get("Content-Length", "")
@@ -453,9 +499,13 @@ class CloudEngine:
         poll_timeout: float = 900.0,
         max_image_bytes: int = 50 * MB,
         max_video_bytes: int = 500 * MB,
+        private_downloads: bool = False,
     ) -> None:
+        """``private_downloads`` lets results be fetched from private
+        addresses (a service run inside the studio's own network)."""
         if tries < 1:
             raise ValueError("tries must be at least 1")
+        self.private_downloads = private_downloads
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.tries = tries
@@ -584,12 +634,12 @@ class CloudEngine:
             )
         found: str | None = None
         reasons: list[str] = []
-        for candidate in reply.get("candidates") or []:
-            if not isinstance(candidate, dict):
-                continue
+        for candidate in _dicts(reply.get("candidates")):
             if candidate.get("finishReason") not in (None, "STOP"):
                 reasons.append(str(candidate["finishReason"]))
-            for part in (candidate.get("content") or {}).get("parts") or []:
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in _dicts(parts):
                 inline = part.get("inlineData") or part.get("inline_data")
                 # Gemini 3 sends its draft images as "thought" parts first:
                 # the answer is the last image that is not a thought.

@@ -49,9 +49,11 @@ RUNWAY_KEY = "key_test_runway_0123456789"
 KLING_ACCESS = "ak-test-kling-0123"
 KLING_SECRET = "sk-test-kling-secret-4567"
 PROMPT = "the singer walks through neon rain, cinematic"
+# The fakes serve their results from 127.0.0.1, a private address.
 FAST = {
     "connect_timeout": 1.0, "read_timeout": 1.0, "tries": 3, "backoff": 0.01,
     "max_retry_after": 0.5, "poll_interval": 0.01, "poll_timeout": 2.0,
+    "private_downloads": True,
 }  # fmt: skip
 
 
@@ -460,6 +462,26 @@ def test_a_malformed_reply_is_an_error_that_says_so(
     assert _names(request.out_dir) == set()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"candidates": "none"},
+        {"candidates": [{"content": ["parts"]}]},
+        {"candidates": [{"content": {"parts": ["an image", 7]}}]},
+    ],
+    ids=["candidates-text", "content-list", "parts-not-objects"],
+)
+def test_a_gemini_reply_of_another_shape_says_it_holds_no_image(
+    tmp_path, photo, services, body
+):
+    fake = services["gemini-image"]
+    fake.queue(Reply(200, body))
+    request = _request(tmp_path, photo, _model("gemini-image", fake))
+
+    with pytest.raises(CloudError, match="holds no image"):
+        CloudEngine(**FAST).render(request)
+
+
 def test_an_image_that_is_not_a_picture_is_refused(tmp_path, photo, services):
     fake = services["openai-images"]
     assert isinstance(fake, FakeOpenAI)
@@ -568,6 +590,37 @@ def test_an_oversize_clip_is_refused(tmp_path, photo, services, clip, announced)
         CloudEngine(**FAST | {"max_video_bytes": len(clip) // 2}).render(request)
 
     assert _names(request.out_dir) == set()
+
+
+def test_a_result_at_a_private_address_is_never_fetched(tmp_path, photo, services):
+    """A service (or whoever answers for it) naming an address of the
+    worker's own network gets no request from the worker."""
+    fake = services["runway"]
+    request = _request(tmp_path, photo, _model("runway", fake))
+    engine = CloudEngine(**FAST | {"private_downloads": False})
+
+    with pytest.raises(CloudError, match=r"a private address \(127\.0\.0\.1\)"):
+        engine.render(request)
+
+    assert fake.downloads() == []
+    assert _names(request.out_dir) == set()
+
+
+def test_redirects_are_followed_a_few_times_at_most(tmp_path, photo, services, clip):
+    fake = services["runway"]
+    fake.files["moved.mp4"] = clip
+    fake.redirects["clip.mp4"] = "/files/moved.mp4"  # relative, as CDNs answer
+    result = CloudEngine(**FAST).render(
+        _request(tmp_path, photo, _model("runway", fake))
+    )
+    assert result.clip is not None
+    assert [d.path for d in fake.downloads()] == ["/files/clip.mp4", "/files/moved.mp4"]
+
+    fake.redirects["moved.mp4"] = fake.file_url("clip.mp4")  # a loop
+    (tmp_path / "again").mkdir()
+    looping = _request(tmp_path / "again", photo, _model("runway", fake))
+    with pytest.raises(CloudError, match="redirected more than 5 times"):
+        CloudEngine(**FAST | {"tries": 1}).render(looping)
 
 
 def test_a_result_that_is_not_at_an_http_url_is_never_fetched(
