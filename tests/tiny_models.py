@@ -1,6 +1,6 @@
 """Tiny random-weight models for the tests, built as diffusers' and
-transformers' own tests build theirs: a few kilobytes each, made in memory
-and saved where a test needs them. Nothing is downloaded."""
+transformers' own tests build theirs: kilobytes to a few megabytes, made in
+memory and saved where a test needs them. Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -8,13 +8,39 @@ from typing import Any
 
 import pytest
 
+# The vocabulary of every tiny text encoder here (and the prompts the tests
+# write in it).
+WORDS = ["<pad>", "<s>", "</s>", "<unk>"]
+WORDS += ["a", "red", "fox", "in", "the", "snow", "neon", "city"]
+
+
+def _word_tokenizer(max_length: int) -> Any:
+    """A fast tokenizer over WORDS (a WordLevel vocabulary): pad 0, bos 1,
+    eos 2."""
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+
+    backend = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(
+            vocab={word: i for i, word in enumerate(WORDS)}, unk_token="<unk>"
+        )
+    )
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=max_length,
+    )
+
 
 def tiny_sd_pipeline() -> Any:
     """A StableDiffusionPipeline with random weights, a few kilobytes in all."""
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
     transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
 
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
@@ -39,24 +65,10 @@ def tiny_sd_pipeline() -> Any:
         norm_num_groups=2,
         sample_size=16,
     )
-    words = ["<pad>", "<s>", "</s>", "<unk>"]
-    words += ["a", "red", "fox", "in", "the", "snow", "neon", "city"]
-    vocab = {word: i for i, word in enumerate(words)}
-    backend = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>")
-    )
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=8,
-    )
+    tokenizer = _word_tokenizer(8)
     text_encoder = transformers.CLIPTextModel(
         transformers.CLIPTextConfig(
-            vocab_size=len(words),
+            vocab_size=len(WORDS),
             hidden_size=8,
             intermediate_size=16,
             num_attention_heads=2,
@@ -160,7 +172,6 @@ def tiny_ltx_condition_pipeline() -> Any:
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
     transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
 
     torch.manual_seed(0)
     transformer = diffusers.LTXVideoTransformer3DModel(
@@ -193,30 +204,17 @@ def tiny_ltx_condition_pipeline() -> Any:
         encoder_causal=True,
         decoder_causal=False,
     )
-    words = ["<pad>", "</s>", "<unk>", "a", "red", "fox", "in", "the", "snow"]
-    backend = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(
-            vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"
-        )
-    )
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=16,
-    )
+    tokenizer = _word_tokenizer(16)
     text_encoder = transformers.T5EncoderModel(
         transformers.T5Config(
-            vocab_size=len(words),
+            vocab_size=len(WORDS),
             d_model=32,
             d_kv=8,
             d_ff=37,
             num_layers=1,
             num_heads=4,
             pad_token_id=0,
-            eos_token_id=1,
+            eos_token_id=2,
         )
     )
     return diffusers.LTXConditionPipeline(
@@ -228,27 +226,6 @@ def tiny_ltx_condition_pipeline() -> Any:
     )
 
 
-def _word_tokenizer(words: list[str], max_length: int) -> Any:
-    """A fast tokenizer over ``words`` (a WordLevel vocabulary)."""
-    transformers = pytest.importorskip("transformers")
-    tokenizers = pytest.importorskip("tokenizers")
-
-    backend = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(
-            vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"
-        )
-    )
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=max_length,
-    )
-
-
 def tiny_flux_pipeline() -> Any:
     """A FluxPipeline with random weights: a one-block transformer, a
     one-layer CLIP and T5, a one-level VAE."""
@@ -256,7 +233,6 @@ def tiny_flux_pipeline() -> Any:
     diffusers = pytest.importorskip("diffusers")
     transformers = pytest.importorskip("transformers")
 
-    words = ["<pad>", "<s>", "</s>", "<unk>", "a", "red", "fox", "in", "the", "snow"]
     torch.manual_seed(0)
     transformer = diffusers.FluxTransformer2DModel(
         patch_size=1,
@@ -271,7 +247,7 @@ def tiny_flux_pipeline() -> Any:
     )
     clip = transformers.CLIPTextModel(
         transformers.CLIPTextConfig(
-            vocab_size=len(words),
+            vocab_size=len(WORDS),
             hidden_size=32,
             intermediate_size=37,
             num_attention_heads=4,
@@ -285,7 +261,7 @@ def tiny_flux_pipeline() -> Any:
     )
     t5 = transformers.T5EncoderModel(
         transformers.T5Config(
-            vocab_size=len(words),
+            vocab_size=len(WORDS),
             d_model=32,
             d_kv=8,
             d_ff=37,
@@ -311,8 +287,8 @@ def tiny_flux_pipeline() -> Any:
         scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
         text_encoder=clip,
         text_encoder_2=t5,
-        tokenizer=_word_tokenizer(words, 16),
-        tokenizer_2=_word_tokenizer(words, 16),
+        tokenizer=_word_tokenizer(16),
+        tokenizer_2=_word_tokenizer(16),
         transformer=transformer,
         vae=vae,
     )
