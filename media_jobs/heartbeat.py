@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,17 @@ def served_queues() -> frozenset[str]:
     """Queues some worker reported serving within the staleness window."""
     rows = live_heartbeats().values_list("queues", flat=True)
     return frozenset(q for row in rows for q in row)
+
+
+def queues_holding(keys: Iterable[str]) -> set[str]:
+    """The queues of live workers whose store holds every model of ``keys``
+    (a single-file model and its base must be on the same host)."""
+    wanted = set(keys)
+    found: set[str] = set()
+    for queues, held in live_heartbeats().values_list("queues", "installed"):
+        if wanted <= set(held):
+            found.update(queues)
+    return found
 
 
 def installed_on_workers() -> dict[str, set[str]]:

@@ -59,7 +59,7 @@ def engines() -> dict[str, SceneEngine]:
     found: dict[str, SceneEngine] = {
         "photo": PhotoEngine(),
         "diffusers": DiffusionEngine(MODEL_CACHE),
-        "api": CloudEngine(),
+        "api": CloudEngine(private_downloads=settings.STUDIO_CLOUD_ALLOW_PRIVATE),
     }
     for reference in settings.STUDIO_SCENE_ENGINES:
         engine = _load(reference)

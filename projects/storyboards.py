@@ -24,7 +24,7 @@ from django.db.models import F
 
 from characters.models import Character
 from media_jobs import cache
-from media_jobs.heartbeat import installed_on_workers
+from media_jobs.heartbeat import installed_on_workers, queues_holding
 from media_jobs.models import CacheEntry, ModelSpec
 from media_jobs.queues import CPU_QUEUE, NoQueueForModel, live_queues
 from media_jobs.registry import api_key_present, store_path
@@ -101,11 +101,7 @@ def _model_kind(spec: ModelSpec) -> str:
     return "video" if spec.kind == ModelSpec.Kind.VIDEO else "image"
 
 
-def _held(key: str, queue: str, on_workers: dict[str, set[str]]) -> bool:
-    """The model ``key`` is in this host's store or in the store of a live
-    worker serving ``queue``."""
-    if queue in on_workers.get(key, set()):
-        return True
+def _installed_here(key: str) -> bool:
     try:
         return installed(store_path(), key) is not None
     except StoreError:  # a damaged manifest: not until pulled again
@@ -122,11 +118,13 @@ def usable(
     if spec.location == ModelSpec.Location.API:
         return api_key_present(spec)
     if spec.location == ModelSpec.Location.LOCAL:
-        found = on_workers or {}
         base = spec.params.get("base")
-        if base and not _held(str(base), queue, found):
-            return False
-        return _held(spec.key, queue, found)
+        if base:  # both on one host: this one, or a worker serving the queue
+            keys = [spec.key, str(base)]
+            return all(map(_installed_here, keys)) or queue in queues_holding(keys)
+        if queue in (on_workers or {}).get(spec.key, set()):
+            return True
+        return _installed_here(spec.key)
     return True
 
 

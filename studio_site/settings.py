@@ -309,6 +309,9 @@ STUDIO_OPENAI_BASE_URL = env_str("STUDIO_OPENAI_BASE_URL")
 STUDIO_GEMINI_BASE_URL = env_str("STUDIO_GEMINI_BASE_URL")
 STUDIO_RUNWAY_BASE_URL = env_str("STUDIO_RUNWAY_BASE_URL")
 STUDIO_KLING_BASE_URL = env_str("STUDIO_KLING_BASE_URL")
+# Whether the cloud models' results may be fetched from loopback and LAN
+# addresses (a service's gateway inside the studio's network).
+STUDIO_CLOUD_ALLOW_PRIVATE = env_bool("STUDIO_CLOUD_ALLOW_PRIVATE", False)
 # Characters: the face provider new characters are registered with ("dlib",
 # embedded, or "insightface", from the model store), and the consistency gate
 # every scene of a character passes: generation attempts before a scene is

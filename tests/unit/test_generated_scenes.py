@@ -174,7 +174,7 @@ def test_a_model_missing_from_the_store_fails_the_render_with_the_pull_command(
 
 
 def test_a_worker_preloads_an_installed_scene_model_into_its_cache(
-    store, models, saved_models, caplog
+    project, store, models, saved_models, caplog, settings
 ):
     from media_jobs.heartbeat import preload
 
@@ -186,6 +186,15 @@ def test_a_worker_preloads_an_installed_scene_model_into_its_cache(
     (loaded,) = [m for m in MODEL_CACHE.loaded() if m["key"] == "tiny-sd"]
     assert loaded["policy"] == "cpu" and loaded["uses"] == 1
     assert "'photo' has no weights to preload" in caplog.text
+
+    # The scenes take the preloaded pipeline: no second load.
+    settings.STUDIO_CONSISTENCY_TRIES = 1
+    loads = MODEL_CACHE.evictions.count("tiny-sd")
+    job = render_now(project, model="tiny-sd")
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert MODEL_CACHE.evictions.count("tiny-sd") == loads
+    (loaded,) = [m for m in MODEL_CACHE.loaded() if m["key"] == "tiny-sd"]
+    assert loaded["uses"] > 1
 
 
 def test_a_model_no_task_takes_from_the_cache_is_not_preloaded(db, store, caplog):
@@ -289,3 +298,29 @@ def test_a_gguf_model_is_offered_once_its_base_is_installed_and_renders(
     job = render_now(project, model="tiny-sd-gguf")
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert all(s.clip.endswith("/still.png") for s in _scenes(job))
+
+
+def test_a_single_file_model_counts_only_where_its_base_is_on_the_same_worker(
+    db, store
+):
+    from media_jobs.heartbeat import installed_on_workers
+    from media_jobs.models import WorkerHeartbeat
+    from projects.storyboards import usable
+
+    spec = ModelSpec.objects.create(
+        key="tiny-sd-gguf", name="Tiny SD, GGUF UNet", kind=ModelSpec.Kind.IMAGE,
+        engine="diffusers", provider="diffusers", location=ModelSpec.Location.LOCAL,
+        revision="1", vram_gb=6.0, params={"gguf": True, "base": "tiny-sd"},
+    )  # fmt: skip
+    for host, held in (("a", ["tiny-sd-gguf"]), ("b", ["tiny-sd"])):
+        WorkerHeartbeat.objects.create(
+            name=f"{host}#1", hostname=host, queues=["gpu-8"], installed=held
+        )
+    assert not usable(spec, "gpu-8", installed_on_workers())
+
+    WorkerHeartbeat.objects.create(
+        name="c#1", hostname="c", queues=["gpu-8"],
+        installed=["tiny-sd", "tiny-sd-gguf"],
+    )  # fmt: skip
+    assert usable(spec, "gpu-8", installed_on_workers())
+    assert not usable(spec, "gpu-16", installed_on_workers())

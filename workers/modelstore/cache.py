@@ -106,7 +106,7 @@ class ModelCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.RLock()
         self._pins: dict[str, int] = {}  # key -> blocks using it now
-        self._use_locks: dict[str, threading.RLock] = {}  # one user per key
+        self._use = threading.RLock()  # held by a ``using`` block
         self.evictions: list[str] = []
 
     def get(
@@ -125,19 +125,21 @@ class ModelCache:
         With `cpu_allowed=False` and no fit even on an emptied card this raises
         NoDeviceError, and the evictions it made stay made; a hit that was
         loaded on the CPU is loaded again for such a caller."""
-        with self._use_lock(key), self._lock:
+        with self._lock:
             entry = self._entries.get(key)
-            if (
-                entry is not None
-                and entry.plan.policy is Policy.CPU
-                and not cpu_allowed
-            ):
-                # Loaded on the CPU for a caller that allowed it (a preload on a
-                # busy card); this caller needs the GPU, so place it again.
-                self._drop(key)
-                entry = None
-            if entry is not None and entry.signature != signature:
-                # Pulled again or loaded with other params since: stale.
+            stale = entry is not None and (
+                # Loaded on the CPU for a caller that allowed it (a preload on
+                # a busy card); this caller needs the GPU, so place it again.
+                (entry.plan.policy is Policy.CPU and not cpu_allowed)
+                # Pulled again or loaded with other params since.
+                or entry.signature != signature
+            )
+            if stale:
+                if self._pins.get(key):
+                    raise RuntimeError(
+                        f"the model {key} is in use as it was loaded; ask again"
+                        " once that task is done"
+                    )
                 self._drop(key)
                 entry = None
             if entry is not None:
@@ -186,10 +188,6 @@ class ModelCache:
                 return True
         return False
 
-    def _use_lock(self, key: str) -> threading.RLock:
-        with self._lock:
-            return self._use_locks.setdefault(key, threading.RLock())
-
     @contextmanager
     def using(
         self,
@@ -202,10 +200,13 @@ class ModelCache:
     ) -> Iterator[object]:
         """``get``, with the entry kept loaded until the block ends: a task
         using two models cannot have the first evicted to make room for the
-        second. One block at a time uses a key: a pipeline keeps the state
-        of its call (its scheduler's steps), so two threads running it at
-        once would corrupt each other."""
-        with self._use_lock(key):
+        second. One block at a time uses the cache's models (a block may
+        nest another): a pipeline keeps the state of its call (its
+        scheduler's steps), so two threads running it at once would corrupt
+        each other, and a GPU worker runs one task at a time anyway. One lock
+        for all keys, so two threads nesting models in opposite orders cannot
+        deadlock."""
+        with self._use:
             with self._lock:
                 value = self.get(
                     key, load, need_bytes=need_bytes, cpu_allowed=cpu_allowed,
@@ -242,18 +243,19 @@ class ModelCache:
             _return_freed_memory()
 
     def evict(self, key: str) -> bool:
-        """Drop `key` if loaded; True when something was evicted."""
+        """Drop `key` if loaded and no task is using it; True when it was."""
         with self._lock:
-            if key not in self._entries:
+            if key not in self._entries or self._pins.get(key):
                 return False
             self._drop(key)
             return True
 
     def clear(self) -> None:
-        """Evict everything, least recently used first (recorded in evictions)."""
+        """Evict everything no task is using, least recently used first
+        (recorded in evictions)."""
         with self._lock:
-            while self._entries:
-                self._evict_lru()
+            while self._evict_lru():
+                pass
 
     def loaded(self) -> list[dict[str, object]]:
         """What is loaded, most recently used first, for logs and the heartbeat."""

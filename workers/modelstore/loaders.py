@@ -28,6 +28,7 @@ app and the tests that do not load models run without them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -94,19 +95,26 @@ def _import_diffusers() -> Any:
     return diffusers
 
 
+# A component's weights saved as a variant: "model.fp16.safetensors",
+# "diffusion_pytorch_model.fp16-00001-of-00002.safetensors" (a shard).
+_VARIANT_FILE = re.compile(
+    r"^[A-Za-z_]+\.(?P<variant>[A-Za-z][A-Za-z0-9_]*)(?:-\d{5}-of-\d{5})?"
+    r"\.(?:safetensors|bin)$"
+)
+
+
 def weights_variant(folder: Path) -> str | None:
     """The variant the pipeline in ``folder`` was pulled in ("fp16" when its
-    weights are all ``*.fp16.safetensors``, as the registry fetches SDXL and
-    SVD), which from_pretrained must be told; None for plain weights."""
+    weights are ``*.fp16.safetensors``, as the registry fetches SDXL and
+    SVD), which from_pretrained must be told; diffusers falls back to the
+    plain weights of a component that has no such file. None when no
+    component has a variant, or when they name different ones."""
     variants = set()
     for path in Path(folder).glob("*/*"):
-        if path.suffix.lower() not in (".safetensors", ".bin"):
-            continue
-        parts = path.name.split(".")
-        variants.add(parts[-2] if len(parts) > 2 else None)
-    if len(variants) == 1:
-        return variants.pop()
-    return None
+        found = _VARIANT_FILE.match(path.name)
+        if found:
+            variants.add(found["variant"])
+    return variants.pop() if len(variants) == 1 else None
 
 
 def _pipeline_from_folder(
@@ -184,6 +192,11 @@ def _single_file_params(
             )
         found[name] = value
     storage = params.get("storage_dtype")
+    if storage is not None and params.get("gguf"):
+        raise ValueError(
+            f"the model '{key}' is GGUF, already stored quantized: storage_dtype"
+            " is for FP8 checkpoints"
+        )
     if storage is not None and storage not in _STORAGE_DTYPES:
         raise ValueError(
             f"the model '{key}' has storage_dtype: {storage!r} in its registry"

@@ -42,7 +42,6 @@ import email.utils
 import hashlib
 import hmac
 import io
-import ipaddress
 import json
 import logging
 import math
@@ -61,6 +60,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.Image import DecompressionBombError
 from urllib3.exceptions import ReadTimeoutError
 
+from workers.addresses import is_public_address
 from workers.assembly.sources import probe_video
 
 from . import ModelRef, SceneOutput, SceneRequest, SceneStopped
@@ -434,22 +434,28 @@ class _Client:
     def _check_download_url(self, url: str) -> None:
         """A result must be at an http(s) URL whose host resolves to public
         addresses only: a service (or a redirect) pointing the worker at its
-        own network would otherwise make it fetch from there."""
+        own network would otherwise make it fetch from there. A name that
+        does not resolve now is tried again like a dropped connection."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.error(f"the result is not at an http(s) URL ({parts.scheme}:)")
         if self.engine.private_downloads:
             return
+        host = parts.hostname
         try:
-            found = socket.getaddrinfo(parts.hostname, parts.port or 443)
-        except (OSError, UnicodeError):
-            raise self.error(f"the result's host {parts.hostname} is unknown") from None
-        for address in {info[4][0] for info in found}:
-            ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-            if not ip.is_global or ip.is_multicast:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise self.error("the result's URL has no valid port") from None
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except UnicodeError:
+            raise self.error(f"the result's host {host!r} is not a name") from None
+        except OSError as exc:
+            raise requests.ConnectionError(f"{host} does not resolve") from exc
+        for address in sorted({str(info[4][0]) for info in found}):
+            if not is_public_address(address):
                 raise self.error(
-                    f"the result is at {parts.hostname}, a private address"
-                    f" ({ip}); refused"
+                    f"the result is at {host}, a private address ({address}); refused"
                 )
 
     def _save(self, response: requests.Response, target: Path, limit: int) -> None:

@@ -606,6 +606,29 @@ def test_a_result_at_a_private_address_is_never_fetched(tmp_path, photo, service
     assert _names(request.out_dir) == set()
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://[64:ff9b::7f00:1]/clip.mp4", r"a private address \(64:ff9b::7f00:1\)"),
+        ("http://169.254.169.254/latest/meta-data/", "a private address"),
+        ("http://[::ffff:10.0.0.1]:8080/clip.mp4", "a private address"),
+        ("http://example.com:99999/clip.mp4", "no valid port"),
+    ],
+    ids=["nat64-loopback", "metadata-service", "mapped-lan", "bad-port"],
+)
+def test_a_result_url_into_the_workers_network_is_refused(
+    tmp_path, photo, services, url, said
+):
+    fake = services["runway"]
+    assert isinstance(fake, FakeRunway)
+    fake.output_url = url
+    request = _request(tmp_path, photo, _model("runway", fake))
+
+    with pytest.raises(CloudError, match=said):
+        CloudEngine(**FAST | {"private_downloads": False}).render(request)
+    assert _names(request.out_dir) == set()
+
+
 def test_redirects_are_followed_a_few_times_at_most(tmp_path, photo, services, clip):
     fake = services["runway"]
     fake.files["moved.mp4"] = clip

@@ -279,31 +279,52 @@ def test_a_model_asked_for_with_another_signature_is_loaded_again() -> None:
     assert card.allocations == {"A": need}  # the stale copy was released
 
 
-def test_one_block_at_a_time_uses_a_model() -> None:
-    """A pipeline keeps the state of its call, so two threads using the same
-    key take turns; another key runs alongside."""
+def test_one_block_at_a_time_uses_the_models() -> None:
+    """A pipeline keeps the state of its call, so threads using models take
+    turns; a block may nest another model, and two threads nesting two
+    models in opposite orders both finish."""
     cache = ModelCache(free_memory=lambda: 10 * GiB, release=lambda v: None)
     inside: list[str] = []
-    overlaps: list[tuple[str, ...]] = []
+    overlaps: list[int] = []
     lock = threading.Lock()
 
-    def use(key: str) -> None:
-        with cache.using(key, lambda plan: object(), need_bytes=GiB):
+    def use(first: str, second: str) -> None:
+        with cache.using(first, lambda plan: object(), need_bytes=GiB):
             with lock:
-                inside.append(key)
-                overlaps.append(tuple(sorted(inside)))
-            time.sleep(0.1)
+                inside.append(first)
+                overlaps.append(len(inside))
+            time.sleep(0.05)
+            with cache.using(second, lambda plan: object(), need_bytes=GiB):
+                time.sleep(0.05)
             with lock:
-                inside.remove(key)
+                inside.remove(first)
 
-    threads = [threading.Thread(target=use, args=(k,)) for k in ("A", "A", "B")]
+    threads = [
+        threading.Thread(target=use, args=pair)
+        for pair in (("A", "B"), ("B", "A"), ("A", "B"))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
 
-    assert not any(seen.count("A") > 1 for seen in overlaps)
-    assert any(set(seen) == {"A", "B"} for seen in overlaps)
+    assert not any(thread.is_alive() for thread in threads)
+    assert overlaps == [1, 1, 1]
+
+
+def test_a_model_in_use_is_neither_cleared_nor_reloaded_under_it() -> None:
+    card = FakeCard(total=10 * GiB)
+    cache = card.cache()
+    need = GiB
+    with cache.using("A", card.loader("A", need), need_bytes=need, signature="r1"):
+        card.get(cache, "B", 1)
+        cache.clear()
+        assert not cache.evict("A")
+        with pytest.raises(RuntimeError, match="in use"):
+            cache.get("A", card.loader("A", need), need_bytes=need, signature="r2")
+        assert [e["key"] for e in cache.loaded()] == ["A"]
+    cache.clear()
+    assert cache.loaded() == [] and card.allocations == {}
 
 
 def test_loaded_lists_most_recent_first_with_heartbeat_fields() -> None:

@@ -523,3 +523,49 @@ def test_an_fp8_checkpoint_stays_in_fp8_until_each_layer_runs(
             store, UNET, "diffusers", CPU_PLAN,
             params={**SINGLE, "storage_dtype": "int4"},
         )  # fmt: skip
+    with pytest.raises(ValueError, match="already stored quantized"):
+        load_model(
+            store, UNET, "diffusers", CPU_PLAN,
+            params={**QUANTIZED, "storage_dtype": "float8_e4m3fn"},
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "variant"),
+    [
+        (["unet/diffusion_pytorch_model.fp16.safetensors", "vae/x.json"], "fp16"),
+        # A component without the variant loads its plain weights.
+        (
+            [
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+                "vae/diffusion_pytorch_model.safetensors",
+            ],
+            "fp16",
+        ),
+        (
+            [
+                "text_encoder/model.fp16-00001-of-00002.safetensors",
+                "text_encoder/model.fp16-00002-of-00002.safetensors",
+            ],
+            "fp16",
+        ),
+        (["unet/diffusion_pytorch_model-00001-of-00002.safetensors"], None),
+        (["transformer/ltxv-13b-0.9.8-distilled.safetensors"], None),
+        (
+            [
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+                "vae/diffusion_pytorch_model.bf16.safetensors",
+            ],
+            None,
+        ),
+    ],
+    ids=["fp16", "mixed", "sharded", "plain-shards", "dotted-name", "two-variants"],
+)
+def test_the_variant_is_read_from_the_weight_file_names(tmp_path, files, variant):
+    from workers.modelstore.loaders import weights_variant
+
+    for name in files:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0")
+    assert weights_variant(tmp_path) == variant
