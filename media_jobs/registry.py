@@ -12,8 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from workers.modelstore.cache import ModelCache
-from workers.modelstore.loaders import cache_signature, load_model, load_need_bytes
-from workers.modelstore.memory import MemoryPlan
+from workers.modelstore.loaders import cache_load
 from workers.modelstore.registry import PlannedModel, planned_models
 from workers.modelstore.store import Installed, StoreError, installed, pull
 
@@ -108,17 +107,10 @@ def load_into_cache(key: str, cache: ModelCache) -> object:
             f"the model {key!r} ({spec.provider}) is not used by any task of"
             " this studio yet, so it is not preloaded"
         )
-    store, params = store_path(), dict(spec.params)
-
-    def load(plan: MemoryPlan) -> object:
-        return load_model(
-            store, key, spec.provider, plan, params=params, task=spec.kind
-        )
-
-    need = load_need_bytes(store, key, params)
+    entry = cache_load(store_path(), key, spec.provider, spec.params, task=spec.kind)
     return cache.get(
-        key, load, need_bytes=need, cpu_allowed=spec.cpu,
-        signature=cache_signature(store, key, params),
+        key, entry.load, need_bytes=entry.need_bytes, cpu_allowed=spec.cpu,
+        signature=entry.signature,
     )  # fmt: skip
 
 

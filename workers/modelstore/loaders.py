@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -502,4 +503,38 @@ def load_model(
     raise ValueError(
         f"load_model cannot load provider {provider!r} (model '{key}'); it loads:"
         f" {', '.join(PROVIDERS)}"
+    )
+
+
+@dataclass(frozen=True)
+class CacheLoad:
+    """What a ModelCache needs to hold ``key``: how to load it, how much
+    memory it needs, and what it is built from (its signature)."""
+
+    load: Callable[[MemoryPlan], object]
+    need_bytes: int
+    signature: str
+
+
+def cache_load(
+    store: Path,
+    key: str,
+    provider: str,
+    params: Mapping[str, Any],
+    *,
+    task: str = "",
+    device: str = "cuda",
+) -> CacheLoad:
+    """The one way a worker puts an installed model in its cache, for the
+    scene engines and for preloading alike, so both name the same entry.
+    A model that is not installed is a ModelMissing naming the pull."""
+    params = dict(params)
+
+    def load(plan: MemoryPlan) -> object:
+        return load_model(
+            store, key, provider, plan, params=params, device=device, task=task
+        )
+
+    return CacheLoad(
+        load, load_need_bytes(store, key, params), cache_signature(store, key, params)
     )

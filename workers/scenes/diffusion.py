@@ -37,8 +37,7 @@ from PIL import Image, ImageOps
 from workers.assembly.encode import video_args
 from workers.assembly.ffmpeg import run_ffmpeg
 from workers.modelstore.cache import ModelCache
-from workers.modelstore.loaders import cache_signature, load_model, load_need_bytes
-from workers.modelstore.memory import MemoryPlan
+from workers.modelstore.loaders import cache_load
 
 from . import ModelRef, SceneOutput, SceneRequest
 
@@ -155,31 +154,17 @@ class DiffusionEngine:
                 f" {model.task if model else 'none'!r}"
             )
         request.report(0.0, f"scene {request.index}: loading {model.key}")
-        load, need = self._loader(model)
-        signature = cache_signature(model.store, model.key, model.params)
+        entry = cache_load(
+            model.store, model.key, model.provider, model.params,
+            task=model.task, device=self._device(),
+        )  # fmt: skip
         with self.cache.using(
-            model.key, load, need_bytes=need, cpu_allowed=model.cpu,
-            signature=signature,
+            model.key, entry.load, need_bytes=entry.need_bytes,
+            cpu_allowed=model.cpu, signature=entry.signature,
         ) as pipe:  # fmt: skip
             if model.task == "image":
                 return self._still(pipe, request, model)
             return self._clip(pipe, request, model)
-
-    def _loader(self, model: ModelRef) -> tuple[Callable[[MemoryPlan], object], int]:
-        """How the cache loads ``model`` and how much memory it needs: the
-        weights in its store folder (and its base pipeline's, for a
-        single-file model). A model not installed is a ModelMissing naming
-        the pull command."""
-        need = load_need_bytes(model.store, model.key, model.params)
-        device = self._device()
-
-        def load(plan: MemoryPlan) -> object:
-            return load_model(
-                model.store, model.key, model.provider, plan,
-                params=model.params, device=device,
-            )  # fmt: skip
-
-        return load, need
 
     def _keyframes(
         self,
