@@ -14,26 +14,31 @@ WORDS = ["<pad>", "<s>", "</s>", "<unk>"]
 WORDS += ["a", "red", "fox", "in", "the", "snow", "neon", "city"]
 
 
-def _word_tokenizer(max_length: int) -> Any:
-    """A fast tokenizer over WORDS (a WordLevel vocabulary): pad 0, bos 1,
-    eos 2."""
+def word_tokenizer(words: list[str], max_length: int | None = None) -> Any:
+    """A fast tokenizer over ``words``, a WordLevel vocabulary in that order;
+    those of <pad>, <s>, </s> and <unk> among them are its special tokens."""
     transformers = pytest.importorskip("transformers")
     tokenizers = pytest.importorskip("tokenizers")
 
     backend = tokenizers.Tokenizer(
         tokenizers.models.WordLevel(
-            vocab={word: i for i, word in enumerate(WORDS)}, unk_token="<unk>"
+            vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"
         )
     )
     backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=max_length,
-    )
+    specials = {
+        "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>",
+        "unk_token": "<unk>",
+    }  # fmt: skip
+    named = {name: token for name, token in specials.items() if token in words}
+    if max_length is not None:
+        named["model_max_length"] = max_length
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, **named)
+
+
+def _word_tokenizer(max_length: int) -> Any:
+    """word_tokenizer over WORDS: pad 0, bos 1, eos 2."""
+    return word_tokenizer(WORDS, max_length)
 
 
 def tiny_sd_pipeline() -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.tiny_models import word_tokenizer
 from workers.modelstore.memory import MemoryPlan, Policy
 from workers.modelstore.native_models import (
     gguf_block_count,
@@ -32,7 +33,7 @@ from workers.modelstore.transformers_models import (
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytest.importorskip("tokenizers")
 
 CPU = MemoryPlan(Policy.CPU, False, False, "tests")
 SEQUENTIAL = MemoryPlan(Policy.SEQUENTIAL_OFFLOAD, True, True, "tests")
@@ -45,18 +46,8 @@ EMOTIONS = ["angry", "calm", "happy", "sad"]
 
 
 def _word_tokenizer(words: list[str]) -> Any:
-    """A PreTrainedTokenizerFast over a WordLevel vocabulary: specials first."""
-    vocab = {word: i for i, word in enumerate(["<pad>", "</s>", "<unk>", *words])}
-    backend = tokenizers.Tokenizer(
-        tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>")
-    )
-    backend.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-    )
+    """A tokenizer over ``words``, after the specials <pad>, </s>, <unk>."""
+    return word_tokenizer(["<pad>", "</s>", "<unk>", *words])
 
 
 def _save(folder: Path, *parts: Any) -> Path:
